@@ -1,0 +1,216 @@
+"""``harness eval`` as a function: load tasks and data, build the policy, roll out, write results."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends import BackendContext, split_model
+from .data import load_samples
+from .limits import Limits
+from .plugins import Harness
+from .policy import Policy, Sampling
+from .records import RunResult, Sample
+from .results import (
+    CROPS,
+    RESULTS,
+    SAMPLES,
+    SampleRecord,
+    SamplesWriter,
+    prepare_run_dir,
+    task_result,
+    write_json_atomic,
+)
+from .rollout import RolloutConfig, rollout
+from .task import PromptMode, TaskSpec
+
+PACKAGES = (
+    "pixel-harness",
+    "pillow",
+    "pluggy",
+    "lm-eval",
+    "numpy",
+    "rapidfuzz",
+    "torch",
+    "transformers",
+    "vllm",
+    "trl",
+)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything that defines an evaluation run (serialised into run_config.json)."""
+
+    tasks: str
+    model: str
+    model_args: dict[str, str] = field(default_factory=dict)
+    data: str = "synthetic"
+    limit: int | None = None
+    seed: int = 0
+    mode: PromptMode = "vcot"
+    limits: Limits = Limits()
+    temperature: float = 0.0
+    top_p: float = 1.0
+    batch_size: int = 8
+    output_path: str | None = None
+    log_crops: bool = False
+    resume: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["limits"] = asdict(self.limits)
+        return d
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that can change results (read without importing)."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def build_policy(harness: Harness, config: EvalConfig) -> Policy:
+    prefix, rest = split_model(config.model)
+    factory = harness.backend(prefix)
+    return factory(
+        rest, BackendContext(model_args=dict(config.model_args), seed=config.seed, tasks=harness.tasks)
+    )
+
+
+def evaluate(
+    config: EvalConfig,
+    harness: Harness | None = None,
+    *,
+    progress: Callable[[int, int], Any] | None = None,
+    show_progress: bool = True,
+    policy: Policy | None = None,
+) -> RunResult:
+    """Run an evaluation; with ``output_path`` every sample is on disk as soon as it finishes."""
+    harness = harness or Harness()
+    specs = harness.resolve_tasks(config.tasks)
+    for spec in specs:
+        if config.mode not in spec.prompt_modes:
+            raise ValueError(
+                f"task {spec.name} has no prompt mode {config.mode!r} (has {', '.join(spec.prompt_modes)})"
+            )
+    if policy is None:
+        split = split_model(config.model)[0]
+        harness.backend(split)  # unknown backend fails before any data is built
+    samples: dict[str, list[Sample]] = {s.name: load_samples(s, config.data, config.limit) for s in specs}
+
+    out = Path(config.output_path) if config.output_path else None
+    done: list[SampleRecord] = []
+    if out is not None:
+        done = prepare_run_dir(out, config.to_dict(), resume=config.resume)
+    wanted = {s.key for ss in samples.values() for s in ss}
+    done = [r for r in done if r.key in wanted]
+    done_keys = {r.key for r in done}
+    by_name = {s.name: s for s in specs}
+    todo = [(by_name[t], s) for t, ss in samples.items() for s in ss if s.key not in done_keys]
+
+    policy = policy or build_policy(harness, config)
+    rconf = RolloutConfig(
+        mode=config.mode,
+        limits=config.limits,
+        sampling=Sampling(temperature=config.temperature, top_p=config.top_p, seed=config.seed),
+        batch_size=config.batch_size,
+        seed=config.seed,
+        crop_dir=(out / CROPS) if (out is not None and config.log_crops) else None,
+    )
+    start = time.monotonic()
+    records = list(done)
+    writer = SamplesWriter(out / SAMPLES) if out is not None else None
+    bar = _progress_bar(len(todo) + len(done), len(done), show_progress)
+    total_score = sum(r.score.score for r in done)
+    try:
+        for record in rollout(todo, policy, harness.tools, rconf):
+            if writer is not None:
+                writer.write(record)
+            records.append(record)
+            harness.on_trajectory(record.trajectory, record.score)
+            total_score += record.score.score
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(score=f"{total_score / len(records):.3f}")
+            if progress is not None:
+                progress(len(records), len(todo) + len(done))
+    finally:
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar.close()
+    wall = time.monotonic() - start
+    result = RunResult(
+        results={s.name: task_result(s, records) for s in specs},
+        config=config.to_dict(),
+        versions={s.name: s.version for s in specs},
+        packages=package_versions(),
+        seed=config.seed,
+        model=config.model,
+        wall_seconds=round(wall, 3),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        git=git_revision(),
+        n_samples={s.name: len(samples[s.name]) for s in specs},
+    )
+    if out is not None:
+        write_json_atomic(out / RESULTS, result.to_dict())
+    return result
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="eval", unit="sample", dynamic_ncols=True)
+
+
+def format_results(result: RunResult, specs: dict[str, TaskSpec] | None = None) -> str:
+    """A plain-text table: task, metric, value +- stderr, n, ops/sample, tool-use rate."""
+    rows = [("task", "metric", "value", "stderr", "n", "ops/sample", "tool use")]
+    for name, r in result.results.items():
+        ts = r.tool_stats
+        rows.append(
+            (
+                name,
+                r.metric,
+                _fmt(r.value),
+                _fmt(r.stderr),
+                str(r.n),
+                _fmt(ts.get("ops_per_sample", math.nan), 2),
+                _fmt(ts.get("pixel_reasoning_rate", math.nan), 2),
+            )
+        )
+        for key, cats in r.breakdown.items():
+            for cat, v in cats.items():
+                rows.append((f"  {key}={cat}", "", _fmt(v.value), _fmt(v.stderr), str(v.n), "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

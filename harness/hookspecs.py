@@ -1,0 +1,60 @@
+"""Every hook of pixel-harness, in one place (pluggy project name ``"harness"``).
+
+Plugins implement these with ``from harness import hookimpl``. The built-in tools, tasks and
+backends register through exactly these hooks, like any third-party plugin. Third-party plugins
+are found through the ``harness`` entry-point group; a misspelled hook name fails at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .backends import BackendFactory
+    from .records import SampleScore, Trajectory
+    from .task import TaskSpec
+    from .tools import ToolSpec
+
+hookspec = pluggy.HookspecMarker("harness")
+
+
+@hookspec
+def harness_register_tasks() -> list[TaskSpec]:
+    """Return the benchmarks this plugin provides.
+
+    Called once when the plugin manager is built. Task names must be unique across all
+    plugins; a collision is an error that names both plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_register_backends() -> dict[str, BackendFactory]:
+    """Return model backends as ``{prefix: factory}``.
+
+    ``--model PREFIX:REST`` calls ``factory(REST, context)`` with a
+    :class:`harness.backends.BackendContext` (model args, seed, tasks) and must get a
+    :class:`harness.policy.Policy`. Prefixes must be unique. Factories import their heavy dependencies lazily, when called.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_register_tools() -> list[ToolSpec]:
+    """Return visual tools (name, advertised JSON schema, media they apply to, and the function).
+
+    Tool names must be unique. The tools advertised in the ``vcot`` system message are those
+    registered here, in registration order.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_on_trajectory(trajectory: Trajectory, score: SampleScore) -> None:
+    """Observe each finished and scored episode (logging, live statistics).
+
+    Called in the evaluating process right after the sample is written to ``samples.jsonl``.
+    Return values are ignored; an exception here aborts the run (results so far are kept).
+    """

@@ -1,0 +1,68 @@
+"""Episode limits. Defaults are the values used for the published Pixel-Reasoner numbers
+(REFERENCE.md section 2); every one can be changed from the CLI (``--limits key=value,...``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+PATCH = 28  # Qwen2.5-VL resize factor (14 px patches merged 2x2)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of one episode.
+
+    ``min_pixels``/``max_pixels`` bound every input image (Qwen2.5-VL smart-resize semantics);
+    the resized image is what the model sees and what crops are cut from. Crops are resized into
+    ``crop_min_pixels``..``crop_max_pixels``; video frames are bounded by ``frame_max_pixels``.
+    """
+
+    max_ops: int = 4
+    max_images: int = 16
+    max_context_tokens: int = 12 * 1024 - 200
+    max_new_tokens: int = 2048
+    min_pixels: int = 512 * PATCH * PATCH
+    max_pixels: int = 5120 * PATCH * PATCH
+    crop_min_pixels: int = 256 * PATCH * PATCH
+    crop_max_pixels: int = 5120 * PATCH * PATCH
+    frame_min_pixels: int = 4 * PATCH * PATCH
+    frame_max_pixels: int = 512 * PATCH * PATCH
+    num_frames: int = 16
+    max_frames_per_call: int = 8
+    crop_padding: float = 0.1
+    min_crop_side: int = PATCH
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value < 0:
+                raise ValueError(f"limit {f.name} must be >= 0, got {value}")
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("limit min_pixels must not exceed max_pixels")
+        if self.crop_min_pixels > self.crop_max_pixels:
+            raise ValueError("limit crop_min_pixels must not exceed crop_max_pixels")
+
+    def replace(self, **changes: Any) -> Limits:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Limits:
+        """Parse ``key=value,key=value`` (values are ints, or a float for crop_padding)."""
+        if not text:
+            return cls()
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for item in text.split(","):
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or key not in names:
+                raise ValueError(
+                    f"--limits: unknown or malformed item {item!r}; valid keys: {', '.join(names)}"
+                )
+            try:
+                changes[key] = float(raw) if key == "crop_padding" else int(raw)
+            except ValueError as exc:
+                raise ValueError(f"--limits: {key} needs a number, got {raw!r}") from exc
+        return cls(**changes)

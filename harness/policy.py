@@ -1,0 +1,68 @@
+"""The one interface every model backend implements.
+
+A policy receives a batch of requests (one per episode that needs a turn) and returns one reply per
+request, in order. Messages are chat messages in the transformers format: ``{"role": ...,
+"content": [{"type": "text", "text": ...}, {"type": "image", "image": PIL.Image},
+{"type": "video", "video": [PIL.Image, ...]}]}``. Images are already resized to what the model
+should see (the episode owns the pixel budget), so backends must not resize them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from .records import Sample
+
+FinishReason = Literal["stop", "length", "error"]
+DEFAULT_STOP: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Decoding parameters; greedy by default as for the published evaluation."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 2048
+    stop: tuple[str, ...] = DEFAULT_STOP
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What an episode asks of the policy for its next turn.
+
+    ``sample`` is given so that scripted test doubles can act on the annotation; real backends
+    must ignore it. ``turn`` is 0-based; ``seed`` is derived from the run seed and the sample, so
+    a reply never depends on which batch the request landed in.
+    """
+
+    messages: list[dict[str, Any]]
+    sampling: Sampling
+    sample: Sample
+    turn: int
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One generated assistant message (stop strings removed, ``</tool_call>`` kept)."""
+
+    text: str
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A model backend (or a scripted test double)."""
+
+    name: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        """Return one reply per request, in the same order."""
+        ...

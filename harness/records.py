@@ -1,0 +1,235 @@
+"""Frozen, JSON round-trippable records: the nouns every other module speaks.
+
+Each record has ``to_dict()`` (plain JSON types only) and ``from_dict()``; tuples become lists in
+JSON and come back as tuples, so ``Record.from_dict(json.loads(json.dumps(r.to_dict()))) == r``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+MediaKind = Literal["image", "video"]
+EndReason = Literal["answer", "max_ops", "max_images", "context", "error"]
+ObservationKind = Literal["crop", "frames", "error"]
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _from_json(tp: Any, value: Any) -> Any:
+    """Rebuild ``value`` as type ``tp`` (dataclasses, tuples, optionals, dicts)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _from_json(arg, value)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_dict(tp, value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], v) for v in value)
+        return tuple(_from_json(a, v) for a, v in zip(args, value))
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        return {k: _from_json(vt, v) for k, v in value.items()}
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass ``cls`` from a dict made by ``to_dict`` (unknown keys are an error)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+    kwargs = {k: _from_json(hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+class _Record:
+    """Mixin giving ``to_dict`` / ``from_dict`` to the frozen dataclasses below."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _to_json(self)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        return from_dict(cls, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample(_Record):
+    """One benchmark question.
+
+    ``media`` are paths (absolute, or relative to ``root``) of the image(s), or of a video's
+    ordered frames / video file when ``media_kind == "video"``. ``answer`` is the gold answer:
+    a letter for multiple choice, an integer string for counts, and for InfoVQA the first of
+    ``answers`` (all accepted answers). ``metadata`` carries task extras (target boxes as
+    ``[x, y, w, h]`` pixels of the original image, key frames, answer types...).
+    """
+
+    task: str
+    id: str
+    question: str
+    answer: str
+    media: tuple[str, ...]
+    media_kind: MediaKind = "image"
+    options: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    category: str = ""
+    root: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the sample across runs: ``task/id``."""
+        return f"{self.task}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall(_Record):
+    """A parsed ``<tool_call>`` block: ``name`` and ``arguments`` as the model wrote them."""
+
+    name: str
+    arguments: dict[str, Any]
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation(_Record):
+    """What a tool call produced.
+
+    ``box`` is the crop in pixels of the image it was cut from (as the model saw it);
+    ``box_norm`` the same box as fractions of that image, and ``box_in_original`` as fractions of
+    the sample's first image when the crop chain leads back to it (used for IoU with targets).
+    ``images`` are the 1-based indices the new images got in the conversation; ``saved`` their
+    file names when crops are logged.
+    """
+
+    kind: ObservationKind
+    tool: str
+    text: str
+    source_image: int | None = None
+    box: tuple[int, int, int, int] | None = None
+    box_norm: tuple[float, float, float, float] | None = None
+    box_in_original: tuple[float, float, float, float] | None = None
+    frames: tuple[int, ...] = ()
+    size: tuple[int, int] | None = None
+    images: tuple[int, ...] = ()
+    saved: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn(_Record):
+    """One model step: its reply, the call it made (if any) and what the harness answered."""
+
+    index: int
+    reply: str
+    finish_reason: str = "stop"
+    tool_call: ToolCall | None = None
+    observation: Observation | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory(_Record):
+    """A finished episode: the prompt as sent, every turn, and why it ended."""
+
+    task: str
+    sample_id: str
+    prompt_mode: str
+    system: str
+    prompt: str
+    turns: tuple[Turn, ...]
+    end_reason: EndReason
+    final_reply: str | None = None
+    n_ops: int = 0
+    n_errors: int = 0
+    last_op_failed: bool = False
+    error: str | None = None
+
+    @property
+    def used_tools(self) -> bool:
+        return self.n_ops > 0
+
+
+@dataclass(frozen=True, slots=True)
+class SampleScore(_Record):
+    """The score of one trajectory: what was extracted and how it compares with the gold."""
+
+    task: str
+    sample_id: str
+    metric: str
+    score: float
+    extracted: str | None
+    gold: tuple[str, ...]
+    breakdown: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue(_Record):
+    value: float
+    stderr: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult(_Record):
+    """Aggregate of one task: headline metric, per-category breakdowns and tool-use statistics."""
+
+    task: str
+    version: int
+    metric: str
+    value: float
+    stderr: float
+    n: int
+    breakdown: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
+    tool_stats: dict[str, float] = field(default_factory=dict)
+    scorer: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult(_Record):
+    """Everything ``results.json`` holds about one run."""
+
+    results: dict[str, TaskResult]
+    config: dict[str, Any]
+    versions: dict[str, int]
+    packages: dict[str, str]
+    seed: int
+    model: str
+    wall_seconds: float
+    created: str
+    git: str | None = None
+    n_samples: dict[str, int] = field(default_factory=dict)

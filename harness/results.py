@@ -1,0 +1,220 @@
+"""Run folders: ``samples.jsonl`` written durably sample by sample, ``results.json`` at the end.
+
+Layout of ``--output_path DIR``::
+
+    run_config.json   the run's configuration (checked on --resume)
+    samples.jsonl     one line per finished sample: sample, trajectory, score (fsync'd each line)
+    results.json      per-task metric, stderr, breakdowns, tool-use stats, versions, seed, time
+    crops/            images returned by tools, with --log_crops
+
+A run killed mid-write leaves at most one torn last line; ``--resume`` drops it, skips every
+sample already written and appends the rest, so each sample ends up exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .records import MetricValue, Sample, SampleScore, TaskResult, Trajectory
+from .scoring import aggregate, breakdown
+from .task import TaskSpec
+
+SAMPLES = "samples.jsonl"
+RESULTS = "results.json"
+RUN_CONFIG = "run_config.json"
+CROPS = "crops"
+
+
+class RunDirError(Exception):
+    """The output folder cannot be used as asked (exists without --resume, config mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord:
+    """One line of samples.jsonl."""
+
+    sample: Sample
+    trajectory: Trajectory
+    score: SampleScore
+
+    @property
+    def key(self) -> str:
+        return self.sample.key
+
+    def to_json(self) -> str:
+        row = {
+            "key": self.key,
+            "sample": self.sample.to_dict(),
+            "trajectory": self.trajectory.to_dict(),
+            "score": self.score.to_dict(),
+        }
+        return json.dumps(row, ensure_ascii=False, allow_nan=False, default=str)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> SampleRecord:
+        return cls(
+            sample=Sample.from_dict(row["sample"]),
+            trajectory=Trajectory.from_dict(row["trajectory"]),
+            score=SampleScore.from_dict(row["score"]),
+        )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, allow_nan=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_samples(path: Path, *, repair: bool = False) -> list[SampleRecord]:
+    """Read samples.jsonl; a torn final line (killed run) is dropped, and cut off if ``repair``.
+
+    A malformed line anywhere else is an error naming the line. A key seen twice keeps the first
+    record and warns.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        warnings.warn(f"{path}: dropping a torn last line ({len(data) - end} bytes)", stacklevel=2)
+        if repair:
+            with path.open("r+b") as fh:
+                fh.truncate(end)
+    records: list[SampleRecord] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(data[:end].decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = SampleRecord.from_json(json.loads(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunDirError(f"{path}:{lineno}: malformed sample line: {exc}") from exc
+        if rec.key in seen:
+            warnings.warn(f"{path}:{lineno}: duplicate sample {rec.key} ignored", stacklevel=2)
+            continue
+        seen.add(rec.key)
+        records.append(rec)
+    return records
+
+
+class SamplesWriter:
+    """Append-only samples.jsonl writer: one ``write`` + flush + fsync per sample."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, record: SampleRecord) -> None:
+        self._fh.write(record.to_json() + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> SamplesWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool) -> list[SampleRecord]:
+    """Create or reopen a run folder and return the records already in it.
+
+    Without ``resume`` an existing samples.jsonl is an error (never overwritten). With
+    ``resume`` the stored configuration must match ``config`` on every field except those that
+    do not change results (``resume``, ``limit``, ``batch_size``, progress display).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    samples = out / SAMPLES
+    cfg_path = out / RUN_CONFIG
+    if not resume:
+        if samples.exists() and samples.stat().st_size > 0:
+            raise RunDirError(
+                f"{samples} already exists; pass --resume to continue that run, or use another --output_path"
+            )
+        write_json_atomic(cfg_path, config)
+        return []
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+        volatile = {"resume", "limit", "batch_size", "progress", "output_path"}
+        for key in sorted((set(old) | set(config)) - volatile):
+            if old.get(key) != config.get(key):
+                raise RunDirError(
+                    f"--resume: {key} differs from the run in {out} ({old.get(key)!r} there, {config.get(key)!r} now)"
+                )
+    write_json_atomic(cfg_path, config)
+    return read_samples(samples, repair=True)
+
+
+def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, float]:
+    """Tool-use statistics of a task: ops per sample, rate of pixel-space reasoning, errors, turns."""
+    n = len(pairs)
+    if n == 0:
+        return {}
+    ops = sum(t.n_ops for t, _ in pairs)
+    errors = sum(t.n_errors for t, _ in pairs)
+    with_tools = [s.score for t, s in pairs if t.n_ops > 0]
+    without = [s.score for t, s in pairs if t.n_ops == 0]
+    ends = Counter(t.end_reason for t, _ in pairs)
+    stats: dict[str, float] = {
+        "ops_per_sample": ops / n,
+        "pixel_reasoning_rate": len(with_tools) / n,
+        "tool_error_rate": errors / ops if ops else 0.0,
+        "turns_per_sample": sum(len(t.turns) for t, _ in pairs) / n,
+        "score_with_tools": sum(with_tools) / len(with_tools) if with_tools else math.nan,
+        "score_without_tools": sum(without) / len(without) if without else math.nan,
+        "sample_error_rate": sum(1 for t, _ in pairs if t.error) / n,
+    }
+    stats.update({f"end_{reason}": count / n for reason, count in sorted(ends.items())})
+    return stats
+
+
+def task_result(spec: TaskSpec, records: Iterable[SampleRecord]) -> TaskResult:
+    """Aggregate one task's records: metric with stderr, breakdowns, tool statistics."""
+    recs = [r for r in records if r.sample.task == spec.name]
+    overall = aggregate([r.score.score for r in recs])
+    return TaskResult(
+        task=spec.name,
+        version=spec.version,
+        metric=spec.metric,
+        value=overall.value,
+        stderr=overall.stderr,
+        n=overall.n,
+        breakdown=breakdown([(r.score.breakdown, r.score.score) for r in recs]),
+        tool_stats=tool_stats([(r.trajectory, r.score) for r in recs]),
+        scorer=dict(spec.scorer_params),
+    )
+
+
+def by_task(records: Iterable[SampleRecord]) -> dict[str, list[SampleRecord]]:
+    groups: dict[str, list[SampleRecord]] = defaultdict(list)
+    for r in records:
+        groups[r.sample.task].append(r)
+    return dict(groups)
+
+
+def breakdown_table(result: TaskResult) -> list[tuple[str, str, MetricValue]]:
+    """Flatten a TaskResult's breakdown into (key, category, value) rows."""
+    return [(k, c, v) for k, cats in result.breakdown.items() for c, v in cats.items()]

@@ -1,0 +1,269 @@
+"""V* Bench (SEAL, arXiv 2312.14135; data ``craigwu/vstar_bench``): find a small object in a
+high-resolution image and answer a multiple-choice question about it.
+
+Real layout, reproduced by :func:`synthesize` and read by :func:`load_local`::
+
+    test_questions.jsonl            {"image", "text", "category", "question_id", "label"} per line
+    direct_attributes/<name>.jpg    the photo
+    direct_attributes/<name>.json   {"target_object": [...], "bbox": [[x, y, w, h], ...],
+                                     "question": ..., "options": [correct first, ...]}
+    relative_position/...           the same for the second category
+    synthetic_annotations/<category>/<name>.json   synthetic only: target colours and shapes
+
+``text`` holds the question, the options as ``(A) ...`` lines and the instruction
+"Answer with the option's letter from the given choices directly."; ``label`` is the letter.
+
+Synthetic images are 2240..3800 px wide with one or two target shapes of 12..18 px among larger
+and smaller distractors of other shapes; no distractor comes within 64 px of a target. At the
+model's pixel budget a target covers well under one 28x28 patch, so its colour dominates no
+patch; in a tight crop it spans many (tested in ``tests/tasks/test_vstar.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from harness import hookimpl
+from harness.records import Sample
+from harness.scoring import choice_accuracy, extract_choice
+from harness.task import Scored, TaskSpec
+
+from . import synthetic as syn
+
+NAME = "vstar"
+VERSION = 1
+CATEGORIES = ("direct_attributes", "relative_position")
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+QUESTIONS_FILE = "test_questions.jsonl"
+TARGET_SIZE = (12, 18)  # px, side of a target's box in the original image
+CLEARANCE = 64  # px between a target box and any distractor
+_OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def format_text(question_text: str, options: Sequence[str]) -> str:
+    """The ``text`` field of ``test_questions.jsonl`` (the official direct prompt)."""
+    return f"{question_text}\n{syn.paren_options(options)}\n{INSTRUCTION}"
+
+
+def parse_text(text: str) -> tuple[str, tuple[str, ...]]:
+    """Split a ``text`` field into the question and its options (lines ``(A) ...``)."""
+    question_lines: list[str] = []
+    options: list[str] = []
+    for line in text.split("\n"):
+        m = _OPTION_LINE.match(line)
+        if m is not None and m.group(1) == syn.letters(len(options) + 1)[-1]:
+            options.append(m.group(2).strip())
+        elif options:
+            break  # the instruction line
+        else:
+            question_lines.append(line)
+    return "\n".join(question_lines).strip(), tuple(options)
+
+
+def load_local(root: Path) -> list[Sample]:
+    """Read a V* folder (``test_questions.jsonl`` + per-image json) into samples.
+
+    ``id`` is ``str(question_id)``; ``metadata`` holds ``target_boxes`` ([x, y, w, h] pixels),
+    ``target_object``, ``image_size`` [w, h], the official ``text``, and any synthetic sidecar.
+    """
+    root = Path(root)
+    samples = []
+    for row in syn.read_jsonl(root / QUESTIONS_FILE):
+        question_text, options = parse_text(row["text"])
+        image = str(row["image"])
+        ann_path = (root / image).with_suffix(".json")
+        ann = syn.read_json(ann_path) if ann_path.is_file() else {}
+        with Image.open(root / image) as im:
+            size = [im.width, im.height]
+        metadata = {
+            "target_boxes": [list(b) for b in ann.get("bbox", [])],
+            "target_object": list(ann.get("target_object", [])),
+            "image_size": size,
+            "text": row["text"],
+            **syn.read_sidecar(root, str(Path(image).with_suffix("").as_posix())),
+        }
+        samples.append(
+            Sample(
+                task=NAME,
+                id=str(row["question_id"]),
+                question=question_text,
+                answer=str(row["label"]),
+                media=(image,),
+                media_kind="image",
+                options=options,
+                category=str(row["category"]),
+                root=str(root),
+                metadata=metadata,
+            )
+        )
+    return samples
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Every random decision of one sample but its distractors (drawn while rendering)."""
+
+    category: str
+    size: tuple[int, int]
+    shapes: tuple[str, ...]
+    colors: tuple[str, ...]
+    boxes: tuple[syn.Box, ...]
+    question: str
+    options_correct_first: tuple[str, ...]
+    options: tuple[str, ...]
+    label: str
+
+
+def _plan(rng: random.Random, i: int) -> _Plan:
+    category = CATEGORIES[0] if i % 5 in (0, 2, 4) else CATEGORIES[1]  # 60% / 40%, both early
+    width = rng.randint(2240, 3800)
+    height = rng.randint(max(1500, int(0.55 * width)), min(2100, int(0.75 * width)))
+    n_targets = 1 if category == CATEGORIES[0] else 2
+    shapes = tuple(rng.sample(syn.SHAPES, n_targets))
+    colors = tuple(rng.choice(syn.COLORS) for _ in shapes)
+    boxes: list[syn.Box] = []
+    while len(boxes) < n_targets:
+        s = rng.randint(*TARGET_SIZE)
+        box = syn.place(rng, width, height, (s, s), boxes, margin=2 * CLEARANCE, border=120)
+        if box is None:
+            continue
+        if boxes and abs(box[0] - boxes[0][0]) < 0.15 * width:
+            continue  # relative_position: keep the two targets clearly apart horizontally
+        boxes.append(box)
+    if category == CATEGORIES[0]:
+        question_text = f"What is the color of the {shapes[0]}?"
+        correct = colors[0]
+        options = [correct, *rng.sample([c for c in syn.COLORS if c != correct], 3)]
+    else:
+        question_text = f"Is the {shapes[0]} on the left or right side of the {shapes[1]}?"
+        correct = "left" if boxes[0][0] < boxes[1][0] else "right"
+        options = [correct, "right" if correct == "left" else "left"]
+    shown = options[:]
+    rng.shuffle(shown)
+    return _Plan(
+        category=category,
+        size=(width, height),
+        shapes=shapes,
+        colors=colors,
+        boxes=tuple(boxes),
+        question=question_text,
+        options_correct_first=tuple(options),
+        options=tuple(shown),
+        label=syn.letters(len(shown))[shown.index(correct)],
+    )
+
+
+def _render(plan: _Plan, rng: random.Random) -> Image.Image:
+    width, height = plan.size
+    img = syn.background(rng, width, height, rng.randint(6, 12))
+    draw = ImageDraw.Draw(img)
+    others = [s for s in syn.SHAPES if s not in plan.shapes]
+    for lo, hi, count in ((60, 320, rng.randint(8, 16)), (10, 24, rng.randint(30, 60))):
+        for _ in range(count):
+            s = rng.randint(lo, hi)
+            box = syn.place(rng, width, height, (s, s), plan.boxes, margin=CLEARANCE)
+            if box is not None:
+                syn.draw_shape(draw, rng.choice(others), box, syn.PALETTE[rng.choice(syn.COLORS)])
+    for shape, color, box in zip(plan.shapes, plan.colors, plan.boxes, strict=True):
+        syn.draw_shape(draw, shape, box, syn.PALETTE[color])
+    return img
+
+
+def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
+    """Write ``n`` V* samples under ``out_dir`` (real layout) and load them back.
+
+    Sample ``i`` depends only on ``(seed, i)``; existing images are kept; files are atomic.
+    """
+    root = Path(out_dir)
+    rows, ids = [], []
+    for i in range(n):
+        rng = syn.rng_for(NAME, seed, i)
+        plan = _plan(rng, i)
+        stem = f"{plan.category}/sa_{i:05d}"
+        image_path = root / f"{stem}.jpg"
+        if not image_path.exists():
+            syn.save_image(_render(plan, rng), image_path)
+        annotation = {
+            "target_object": list(plan.shapes),
+            "bbox": [list(b) for b in plan.boxes],
+            "question": plan.question,
+            "options": list(plan.options_correct_first),
+        }
+        syn.ensure_json(root / f"{stem}.json", annotation)
+        syn.write_sidecar(root, stem, {"target_colors": list(plan.colors)})
+        rows.append(
+            {
+                "image": f"{stem}.jpg",
+                "text": format_text(plan.question, plan.options),
+                "category": plan.category,
+                "question_id": i,
+                "label": plan.label,
+            }
+        )
+        ids.append(str(i))
+    syn.ensure_rows(root / QUESTIONS_FILE, rows, "jsonl")
+    return syn.select_ids(load_local(root), ids)
+
+
+# --------------------------------------------------------------------------- task functions
+
+
+def question(sample: Sample) -> str:
+    """Pixel-Reasoner format: the question, then ``choices:`` and ``A: opt`` lines."""
+    return syn.pr_choices(sample.question, sample.options)
+
+
+def direct_prompt(sample: Sample) -> str:
+    """The official V* prompt: the jsonl ``text`` when known, else rebuilt identically."""
+    text = sample.metadata.get("text")
+    return str(text) if text else format_text(sample.question, sample.options)
+
+
+def score(reply: str | None, sample: Sample) -> Scored:
+    """Accuracy of the option letter read by ``extract_choice`` from the final reply (options as
+    texts, so a reply naming one option's text also counts). An empty reply, ``None`` or a
+    reply naming no single valid letter is wrong (score 0.0, ``extracted`` None)."""
+    letter = extract_choice(reply, sample.options)
+    return Scored(score=choice_accuracy(letter, sample.answer), extracted=letter)
+
+
+def breakdown(sample: Sample) -> dict[str, str]:
+    """``{"category": "direct_attributes" | "relative_position"}``."""
+    return {"category": sample.category}
+
+
+def chance_answers(sample: Sample) -> list[str]:
+    """The option letters."""
+    return list(syn.letters(len(sample.options)))
+
+
+SPEC = TaskSpec(
+    name=NAME,
+    version=VERSION,
+    description="V* Bench: a small object in a high-resolution image; colour (4 options) or "
+    "left/right relation (2 options); accuracy.",
+    media_kind="image",
+    metric="accuracy",
+    subsets=CATEGORIES,
+    synthesize=synthesize,
+    question=question,
+    direct_prompt=direct_prompt,
+    score=score,
+    breakdown=breakdown,
+    chance_answers=chance_answers,
+    scorer_params={"extractor": "extract_choice", "empty_answer": "wrong"},
+)
+
+
+@hookimpl
+def harness_register_tasks() -> list[TaskSpec]:
+    return [SPEC]
