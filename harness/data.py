@@ -107,7 +107,7 @@ def open_media(sample: Sample) -> list[Image]:
         try:
             with PILImage.open(path) as im:
                 im.load()
-                images.append(im.convert("RGB"))
+                images.append(im if im.mode == "RGB" else im.convert("RGB"))
         except FileNotFoundError:
             raise MediaError(sample, f"media[{i}]", f"file not found: {path}") from None
         except (OSError, ValueError, PILImage.DecompressionBombError) as exc:

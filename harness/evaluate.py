@@ -182,9 +182,13 @@ def evaluate(
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     if not enabled:
         return None
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="eval", unit="sample", dynamic_ncols=True)
+    # On a terminal refresh often; in a log file (not a tty) print a line every 30 s at most.
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    return tqdm(total=total, initial=initial, desc="eval", unit="sample", dynamic_ncols=True, mininterval=interval)
 
 
 def format_results(result: RunResult, specs: dict[str, TaskSpec] | None = None) -> str:
@@ -207,7 +211,7 @@ def format_results(result: RunResult, specs: dict[str, TaskSpec] | None = None) 
             for cat, v in cats.items():
                 rows.append((f"  {key}={cat}", "", _fmt(v.value), _fmt(v.stderr), str(v.n), "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -49,7 +49,7 @@ def _from_json(tp: Any, value: Any) -> Any:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_from_json(args[0], v) for v in value)
-        return tuple(_from_json(a, v) for a, v in zip(args, value))
+        return tuple(_from_json(a, v) for a, v in zip(args, value, strict=True))
     if origin is dict:
         _, vt = typing.get_args(tp)
         return {k: _from_json(vt, v) for k, v in value.items()}

@@ -151,7 +151,7 @@ def rollout(
                 f"policy {policy.name!r} returned {len(replies)} replies for {len(requests)} requests"
             )
         still: list[_Slot] = []
-        for slot, reply in zip(active, replies):
+        for slot, reply in zip(active, replies, strict=True):
             slot.episode.step(reply)
             slot.turn += 1
             if slot.episode.done:

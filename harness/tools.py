@@ -119,12 +119,12 @@ def smart_resize(
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB copy of ``image``; transparent pixels of RGBA images become white (as released)."""
+    """``image`` in RGB (itself when already RGB); transparent pixels of RGBA images become white (as released)."""
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.split()[3])
         return background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def resize_to_budget(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
@@ -132,6 +132,8 @@ def resize_to_budget(image: Image.Image, min_pixels: int, max_pixels: int) -> Im
     image = to_rgb(image)
     width, height = image.size
     new_h, new_w = smart_resize(height, width, PATCH, min_pixels, max_pixels)
+    if (new_w, new_h) == (width, height):
+        return image
     return image.resize((new_w, new_h))
 
 

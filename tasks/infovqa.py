@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 from harness import hookimpl
 from harness.records import Sample
-from harness.scoring import anls, extract_answer_span
+from harness.scoring import AnlsRule, anls, extract_answer_span
 from harness.task import Scored, TaskSpec
 
 from . import synthetic as syn
@@ -39,26 +39,32 @@ VERSION = 1
 ANSWER_TYPES = ("single span", "multi-span", "question span", "non-extractive")
 ROWS_FILE = "InfographicVQA/validation.jsonl"
 TAU = 0.5
-RULE = "rrc_script"
+RULE: AnlsRule = "rrc_script"
 INK: syn.RGB = (30, 30, 40)
 SMALL = (11, 13)  # font sizes of the facts
 
-GROUPS = "adults teenagers students nurses farmers teachers retirees parents engineers drivers".split()
+GROUPS = (
+    "adults", "teenagers", "students", "nurses", "farmers", "teachers", "retirees", "parents",
+    "engineers", "drivers"
+)  # fmt: skip
 ACTIVITIES = (
     "use social media daily", "work from home", "exercise weekly", "recycle plastic",
     "own a smartphone", "read the news online", "shop online", "cycle to work",
     "drink coffee daily", "volunteer locally",
 )  # fmt: skip
 LABELS = (
-    "Canada Brazil Kenya Norway Japan Mexico Chile Egypt India Spain Peru Ghana Italy Nepal Fiji "
-    "Oslo Lima Cairo Quito Dakar Perth Hanoi Lagos Turin Bern Apples Pears Plums Mangoes Kiwis "
-    "Tennis Rowing Hockey Cricket Judo Chess Poker Sailing Karate Rugby Bakers Pilots Tailors "
-    "Masons Chemists Potters Welders Miners Florists Barbers"
-).split()
-TOPICS = "Health Travel Energy Food Work Money Sport Water Housing Media".split()
+    "Canada", "Brazil", "Kenya", "Norway", "Japan", "Mexico", "Chile", "Egypt", "India", "Spain",
+    "Peru", "Ghana", "Italy", "Nepal", "Fiji", "Oslo", "Lima", "Cairo", "Quito", "Dakar", "Perth",
+    "Hanoi", "Lagos", "Turin", "Bern", "Apples", "Pears", "Plums", "Mangoes", "Kiwis", "Tennis",
+    "Rowing", "Hockey", "Cricket", "Judo", "Chess", "Poker", "Sailing", "Karate", "Rugby", "Bakers",
+    "Pilots", "Tailors", "Masons", "Chemists", "Potters", "Welders", "Miners", "Florists", "Barbers"
+)  # fmt: skip
+TOPICS = ("Health", "Travel", "Energy", "Food", "Work", "Money", "Sport", "Water", "Housing", "Media")
 LIST_HEADS = ("Members per {}", "Visitors in {}", "Sales by {}", "Jobs per {}", "Votes by {}")
 KINDS = ("region", "group", "branch", "club", "team")
-PASTELS: tuple[syn.RGB, ...] = ((236, 243, 250), (250, 240, 228), (234, 248, 236), (248, 236, 246), (245, 245, 230))
+PASTELS: tuple[syn.RGB, ...] = (
+    (236, 243, 250), (250, 240, 228), (234, 248, 236), (248, 236, 246), (245, 245, 230),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ def _xywh(box: tuple[float, float, float, float]) -> list[int]:
 def _draw_block(draw: ImageDraw.ImageDraw, rng: random.Random, box: syn.Box, used: set[str]) -> _Block:
     """Draw one block (heading + facts) inside ``box``; record its facts and their ink boxes.
 
-    Labels, (group, activity) pairs and headings are unique within an image (``used``)."""
+    Headings and (group, activity) pairs are unique within an image (``used``), labels within
+    a block; every question names the block's heading or a unique pair."""
     x, y, w, h = box
     draw.rectangle((x, y, x + w - 1, y + h - 1), fill=rng.choice(PASTELS))
     kind = rng.choice(("text", "list", "list", "figure"))
@@ -131,7 +138,8 @@ def _draw_block(draw: ImageDraw.ImageDraw, rng: random.Random, box: syn.Box, use
             used.add(f"{group}|{activity}")
             year, pct = rng.randint(2015, 2023), rng.randint(3, 97)
             prefix, value = f"In {year}, ", f"{pct}%"
-            for k, text in enumerate(_wrap(f"{prefix}{value} of {group} {activity}.".split(), size, w - 2 * pad)):
+            words = f"{prefix}{value} of {group} {activity}.".split()
+            for k, text in enumerate(_wrap(words, size, w - 2 * pad)):
                 if ty + line_h > y + h - pad:
                     break
                 draw.text((x + pad, ty), text, font=syn.font(size), fill=INK)
@@ -144,21 +152,21 @@ def _draw_block(draw: ImageDraw.ImageDraw, rng: random.Random, box: syn.Box, use
         return block
     step = line_h + (8 if kind == "figure" else 2)
     n = min(rng.randint(3, 6), (h - 60 - 2 * pad) // step)
-    labels = rng.sample([lab for lab in LABELS if lab not in used], n)
+    labels = rng.sample(LABELS, n)  # unique within the block; questions name the block's heading
     values = rng.sample(range(12, 980), n)
     bar_x = x + pad + 110
     for label, number in zip(labels, values, strict=True):
-        used.add(label)
         lbox = syn.draw_text(draw, (x + pad, ty), label, size, INK)
         value = str(number)
         if kind == "list":
-            vx = x + w - pad - syn.text_width(value, size)
+            vx = x + pad + min(w - 2 * pad, 320) - syn.text_width(value, size)  # a compact table
         else:
             bar_w = int((w - 2 * pad - 170) * number / 1000)
-            draw.rectangle((bar_x, ty, bar_x + bar_w, ty + size), fill=syn.PALETTE[rng.choice(syn.COLORS[:8])])
+            bar_color = syn.PALETTE[rng.choice(syn.COLORS[:8])]
+            draw.rectangle((bar_x, ty, bar_x + bar_w, ty + size), fill=bar_color)
             vx = bar_x + bar_w + 8
-        vbox = syn.draw_text(draw, (vx, ty), value, size, INK)
-        block.facts.append(_Fact(label, value, list(vbox), list(lbox)))
+        value_box = syn.draw_text(draw, (vx, ty), value, size, INK)
+        block.facts.append(_Fact(label, value, list(value_box), list(lbox)))
         ty += step
     return block
 
@@ -219,7 +227,8 @@ def _question(rng: random.Random, i: int, blocks: list[_Block]) -> _Question:
         return _Question(q, [winner.label], "question span", evidence, ["Comparison"], boxes)
     if slot == 8:
         q = f'What is the sum of the values for {a.label} and {b.label} in "{block.heading}"?'
-        return _Question(q, [str(int(a.value) + int(b.value))], "non-extractive", evidence, ["Arithmetic"], boxes)
+        total = str(int(a.value) + int(b.value))
+        return _Question(q, [total], "non-extractive", evidence, ["Arithmetic"], boxes)
     q = f'How many items are shown in "{block.heading}"?'
     boxes = [f.label_box or [] for f in block.facts]
     return _Question(q, [str(len(block.facts))], "non-extractive", evidence, ["Counting"], boxes)
@@ -308,8 +317,9 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
             }
         )
         ids.append(qid)
-    syn.ensure_rows(root / ROWS_FILE, rows, "jsonl")
-    return syn.select_ids(load_local(root), ids)
+    return syn.write_and_load(
+        lambda: syn.ensure_rows(root / ROWS_FILE, rows, "jsonl"), lambda: load_local(root), ids
+    )
 
 
 # --------------------------------------------------------------------------- task functions

@@ -30,14 +30,22 @@ import os
 import random
 import string
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+S = TypeVar("S", bound=_HasId)
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels, as V* stores target boxes
 
@@ -49,17 +57,10 @@ COLOR_TOL = 48.0  # RGB distance within which a pixel "has" a palette colour
 SIDECAR_DIR = "synthetic_annotations"
 
 PALETTE: dict[str, RGB] = {
-    "red": (210, 20, 30),
-    "orange": (250, 130, 0),
-    "yellow": (245, 235, 40),
-    "green": (20, 160, 40),
-    "blue": (25, 60, 215),
-    "purple": (130, 40, 180),
-    "pink": (250, 120, 200),
-    "cyan": (0, 200, 220),
-    "white": (245, 245, 245),
-    "black": (15, 15, 15),
-}
+    "red": (210, 20, 30), "orange": (250, 130, 0), "yellow": (245, 235, 40), "green": (20, 160, 40),
+    "blue": (25, 60, 215), "purple": (130, 40, 180), "pink": (250, 120, 200), "cyan": (0, 200, 220),
+    "white": (245, 245, 245), "black": (15, 15, 15),
+}  # fmt: skip
 COLORS: tuple[str, ...] = tuple(PALETTE)
 # Shapes that stay tellable apart at 12 px (hexagons and stars look like discs at that size).
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
@@ -173,7 +174,8 @@ def save_image(image: Image.Image, path: Path, quality: int = 95) -> None:
     """Save atomically: JPEG (``quality``, no chroma subsampling) or PNG, by suffix."""
     buf = io.BytesIO()
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        image.convert("RGB").save(buf, "JPEG", quality=quality, subsampling=0)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy
+        rgb.save(buf, "JPEG", quality=quality, subsampling=0)
     else:
         image.save(buf, "PNG", compress_level=1)
     atomic_write_bytes(path, buf.getvalue())
@@ -197,13 +199,34 @@ def read_sidecar(root: Path, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def select_ids(samples: Sequence[Any], ids: Sequence[str]) -> list[Any]:
-    """``samples`` (with ``.id``) in the order of ``ids``; a missing id is an error."""
+class MissingSamples(RuntimeError):
+    """The loader did not return every generated id."""
+
+
+def select_ids(samples: Sequence[S], ids: Sequence[str]) -> list[S]:
+    """``samples`` (with ``.id``) in the order of ``ids``; a missing id raises
+    :class:`MissingSamples`."""
     by_id = {s.id: s for s in samples}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise RuntimeError(f"synthetic data incomplete: {len(missing)} id(s) missing, e.g. {missing[0]!r}")
+        raise MissingSamples(f"synthetic data incomplete: {len(missing)} id(s) missing, e.g. {missing[0]!r}")
     return [by_id[i] for i in ids]
+
+
+def write_and_load(write: Callable[[], None], load: Callable[[], Sequence[S]], ids: Sequence[str]) -> list[S]:
+    """Write the row files, load them back and return the samples of ``ids`` in order.
+
+    A concurrent smaller run may replace a row file between our write and our load; the write is
+    then repeated (:func:`ensure_rows` never shrinks a file that already holds our rows)."""
+    for attempt in range(5):
+        write()
+        try:
+            return select_ids(load(), ids)
+        except MissingSamples:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- drawing
@@ -242,14 +265,6 @@ def _polygon(shape: str, x: float, y: float, w: float, h: float) -> list[tuple[f
         return [(cx, y), (x + w, y + h), (x, y + h)]
     if shape == "diamond":
         return [(cx, y), (x + w, cy), (cx, y + h), (x, cy)]
-    if shape in ("star", "hexagon"):
-        k = 10 if shape == "star" else 6
-        pts = []
-        for i in range(k):
-            angle = math.pi * 2 * i / k - math.pi / 2
-            radius = 0.28 if shape == "star" and i % 2 else 0.5
-            pts.append((cx + math.cos(angle) * radius * w, cy + math.sin(angle) * radius * h))
-        return pts
     if shape == "cross":
         t = 0.2  # half arm thickness, as a fraction of the size
         return [
@@ -324,6 +339,33 @@ def text_width(text: str, size: int) -> int:
     return int(round(font(size).getlength(text)))
 
 
+def draw_arrow(draw: ImageDraw.ImageDraw, box: Box, direction: str, fill: RGB) -> None:
+    """A filled arrow inscribed in ``box`` pointing "up", "down", "left" or "right"."""
+    x, y, w, h = box
+    unit = [(0.5, 0.0), (1.0, 0.5), (0.68, 0.5), (0.68, 1.0), (0.32, 1.0), (0.32, 0.5), (0.0, 0.5)]  # up
+    if direction == "down":
+        unit = [(u, 1 - v) for u, v in unit]
+    elif direction == "left":
+        unit = [(v, u) for u, v in unit]
+    elif direction == "right":
+        unit = [(1 - v, u) for u, v in unit]
+    elif direction != "up":
+        raise ValueError(f"unknown direction {direction!r}")
+    draw.polygon([(x + u * (w - 1), y + v * (h - 1)) for u, v in unit], fill=fill)
+
+
+def caption_size(text: str, size: int) -> tuple[int, int]:
+    """The (w, h) of the sign :func:`draw_caption` draws for ``text``."""
+    return text_width(text, size) + 12, size + 10
+
+
+def draw_caption(draw: ImageDraw.ImageDraw, box: Box, text: str, size: int) -> None:
+    """A light sign filling ``box`` with ``text`` in dark ink (see :func:`caption_size`)."""
+    x, y, w, h = box
+    draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(248, 246, 236), outline=(40, 40, 40))
+    draw.text((x + 6, y + 4), text, font=font(size), fill=(20, 20, 20))
+
+
 # --------------------------------------------------------------------------- measurement
 
 
@@ -358,12 +400,22 @@ def color_share(image: Image.Image, rgb: RGB, tol: float = COLOR_TOL) -> np.ndar
     return share
 
 
-def box_share(image: Image.Image, box: Box, rgb: RGB, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+def box_share(
+    image: Image.Image,
+    box: tuple[float, float, float, float],
+    rgb: RGB,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
     """:func:`color_share` of the patches of ``image`` overlapping ``box`` (given in an original's
-    pixels, mapped by ``scale`` = (sx, sy) into ``image``)."""
-    share = color_share(image, rgb)
+    pixels, mapped by ``scale`` = (sx, sy) into ``image``); only those patches are computed."""
     x, y, w, h = box
     sx, sy = scale
-    c0, c1 = int(x * sx) // PATCH, int(np.ceil((x + w) * sx)) // PATCH + 1
-    r0, r1 = int(y * sy) // PATCH, int(np.ceil((y + h) * sy)) // PATCH + 1
-    return share[max(0, r0) : r1, max(0, c0) : c1]
+    c0, c1 = (
+        max(0, int(x * sx) // PATCH),
+        min(image.width // PATCH, int(math.ceil((x + w) * sx)) // PATCH + 1),
+    )
+    r0, r1 = (
+        max(0, int(y * sy) // PATCH),
+        min(image.height // PATCH, int(math.ceil((y + h) * sy)) // PATCH + 1),
+    )
+    return color_share(image.crop((c0 * PATCH, r0 * PATCH, c1 * PATCH, r1 * PATCH)), rgb)

@@ -181,8 +181,9 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
             }
         )
         ids.append(str(i))
-    syn.ensure_rows(root / QUESTIONS_FILE, rows, "json")
-    return syn.select_ids(load_local(root), ids)
+    return syn.write_and_load(
+        lambda: syn.ensure_rows(root / QUESTIONS_FILE, rows, "json"), lambda: load_local(root), ids
+    )
 
 
 # --------------------------------------------------------------------------- task functions

@@ -8,7 +8,7 @@ Real layout, reproduced by :func:`synthesize` and read by :func:`load_local`::
     direct_attributes/<name>.json   {"target_object": [...], "bbox": [[x, y, w, h], ...],
                                      "question": ..., "options": [correct first, ...]}
     relative_position/...           the same for the second category
-    synthetic_annotations/<category>/<name>.json   synthetic only: target colours and shapes
+    synthetic_annotations/<category>/<name>.json   synthetic only: the targets' colours
 
 ``text`` holds the question, the options as ``(A) ...`` lines and the instruction
 "Answer with the option's letter from the given choices directly."; ``label`` is the letter.
@@ -79,6 +79,8 @@ def load_local(root: Path) -> list[Sample]:
     samples = []
     for row in syn.read_jsonl(root / QUESTIONS_FILE):
         question_text, options = parse_text(row["text"])
+        if len(options) < 2:
+            raise ValueError(f"{root / QUESTIONS_FILE}: question_id {row['question_id']}: no (A)/(B) options")
         image = str(row["image"])
         ann_path = (root / image).with_suffix(".json")
         ann = syn.read_json(ann_path) if ann_path.is_file() else {}
@@ -210,8 +212,9 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
             }
         )
         ids.append(str(i))
-    syn.ensure_rows(root / QUESTIONS_FILE, rows, "jsonl")
-    return syn.select_ids(load_local(root), ids)
+    return syn.write_and_load(
+        lambda: syn.ensure_rows(root / QUESTIONS_FILE, rows, "jsonl"), lambda: load_local(root), ids
+    )
 
 
 # --------------------------------------------------------------------------- task functions

@@ -1,0 +1,173 @@
+"""V* Bench: schema of the synthetic files, the "needs the tool" property, prompts and scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness_tasks import synthetic as syn
+from harness_tasks import vstar
+from PIL import Image
+
+from harness.records import Sample
+from harness.tools import crop_image_normalized, resize_to_budget
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Sample]:
+    return vstar.synthesize(N, 0, tmp_path_factory.mktemp("vstar"))
+
+
+def _sample(options: tuple[str, ...] = ("red", "green", "blue", "yellow"), answer: str = "B") -> Sample:
+    return Sample(
+        task="vstar",
+        id="0",
+        question="What is the color of the cup?",
+        answer=answer,
+        media=("x.jpg",),
+        options=options,
+    )
+
+
+def test_files_have_the_real_schema(samples: list[Sample]) -> None:
+    root = Path(samples[0].root)
+    rows = [json.loads(line) for line in (root / "test_questions.jsonl").read_text().splitlines()]
+    assert len(rows) == N
+    for row in rows:
+        assert list(row) == ["image", "text", "category", "question_id", "label"]
+        assert row["image"].startswith(row["category"] + "/sa_") and row["image"].endswith(".jpg")
+        assert row["text"].endswith("\nAnswer with the option's letter from the given choices directly.")
+        ann = json.loads((root / row["image"]).with_suffix(".json").read_text())
+        assert list(ann) == ["target_object", "bbox", "question", "options"]
+        assert all(len(b) == 4 for b in ann["bbox"]) and len(ann["bbox"]) == len(ann["target_object"])
+        _, options = vstar.parse_text(row["text"])
+        assert options[ord(row["label"]) - ord("A")] == ann["options"][0]  # V* lists the correct option first
+
+
+def test_categories_options_and_sizes(samples: list[Sample]) -> None:
+    cats = [s.category for s in samples]
+    assert cats[:5] == [
+        "direct_attributes",
+        "relative_position",
+        "direct_attributes",
+        "relative_position",
+        "direct_attributes",
+    ]
+    for s in samples:
+        w, h = s.metadata["image_size"]
+        assert 2240 <= w <= 3800 and 1500 <= h <= 2100
+        if s.category == "direct_attributes":
+            assert len(s.options) == 4 and s.question.startswith("What is the color of the ")
+            assert s.options[ord(s.answer) - 65] == s.metadata["target_colors"][0]
+            assert len(s.metadata["target_boxes"]) == 1
+        else:
+            assert set(s.options) == {"left", "right"} and " on the left or right side of the " in s.question
+            (ax, _, _, _), (bx, _, _, _) = s.metadata["target_boxes"]
+            assert s.options[ord(s.answer) - 65] == ("left" if ax < bx else "right")
+        assert s.media == (f"{s.category}/sa_{int(s.id):05d}.jpg",) and s.media_kind == "image"
+
+
+Target = tuple[Image.Image, Image.Image, syn.Box, syn.RGB]
+
+
+@pytest.fixture(scope="module")
+def targets(samples: list[Sample]) -> list[Target]:
+    """(image, model view, target box, target colour) of every target, each view computed once."""
+    out: list[Target] = []
+    for s in samples:
+        img = Image.open(Path(s.root) / s.media[0]).convert("RGB")
+        view = syn.model_view(img)
+        for (x, y, w, h), color in zip(s.metadata["target_boxes"], s.metadata["target_colors"], strict=True):
+            out.append((img, view, (x, y, w, h), syn.PALETTE[color]))
+    return out
+
+
+def test_needs_the_tool(targets: list[Target]) -> None:
+    """At the model's budget (<= 5120*28*28 px, 28x28 patches) no patch over a target is mostly
+    the target's colour; in the target box padded by its size on each side, resized into
+    256*28*28.. px, at least four patches are."""
+    for img, view, box, rgb in targets:
+        x, y, w, h = box
+        box_pixels = img.crop((x, y, x + w, y + h)).resize((28, 28))
+        assert syn.color_share(box_pixels, rgb).item() > 0.3  # the annotated box holds the target
+        scale = (view.width / img.width, view.height / img.height)
+        assert syn.box_share(view, box, rgb, scale).max() < 0.5
+        crop, _ = syn.tight_crop(img, box)
+        zoom = syn.model_view(crop, syn.CROP_MIN_PIXELS)
+        assert (syn.color_share(zoom, rgb) >= 0.5).sum() >= 4
+
+
+def test_released_crop_tool_needs_two_nested_crops(targets: list[Target]) -> None:
+    """With the released tool (box padded by 0.1 of the image, crop resized into 256..5120
+    patches) one crop magnifies only ~1.1x: targets stay below one patch; a crop of that crop
+    makes most of them dominate a patch."""
+    after: dict[int, list[float]] = {1: [], 2: []}
+    for img, view, box, rgb in targets:
+        cur = view
+        x, y, w, h = box
+        x1, y1, x2, y2 = x / img.width, y / img.height, (x + w) / img.width, (y + h) / img.height
+        for depth in (1, 2):  # crop the target's box (as fractions of the current image)
+            crop, _, (bx1, by1, bx2, by2) = crop_image_normalized(cur, [x1, y1, x2, y2])
+            cur = resize_to_budget(crop, syn.CROP_MIN_PIXELS, syn.MAX_PIXELS)
+            x1, x2 = ((v - bx1) / (bx2 - bx1) for v in (x1, x2))
+            y1, y2 = ((v - by1) / (by2 - by1) for v in (y1, y2))
+            in_crop = (x1 * cur.width, y1 * cur.height, (x2 - x1) * cur.width, (y2 - y1) * cur.height)
+            after[depth].append(float(syn.box_share(cur, in_crop, rgb).max()))
+    n = len(after[1])
+    assert sum(v < 0.5 for v in after[1]) >= 0.8 * n
+    assert sum(v >= 0.5 for v in after[2]) >= 0.8 * n
+
+
+def test_question_and_direct_prompt_formats(samples: list[Sample]) -> None:
+    s = _sample()
+    assert (
+        vstar.question(s)
+        == "What is the color of the cup?\nchoices:\nA: red  \nB: green  \nC: blue  \nD: yellow"
+    )
+    assert vstar.direct_prompt(s) == (
+        "What is the color of the cup?\n(A) red\n(B) green\n(C) blue\n(D) yellow\n"
+        "Answer with the option's letter from the given choices directly."
+    )
+    root = Path(samples[0].root)
+    texts = [json.loads(line)["text"] for line in (root / "test_questions.jsonl").read_text().splitlines()]
+    for s, text in zip(samples, texts, strict=True):
+        assert vstar.direct_prompt(s) == text
+        assert vstar.direct_prompt(Sample(**{**s.to_dict(), "metadata": {}, "options": s.options})) == text
+        assert vstar.parse_text(text) == (s.question, s.options)
+
+
+@pytest.mark.parametrize(
+    ("reply", "extracted", "score"),
+    [
+        ("\\boxed{B}", "B", 1.0),
+        ("The cup is green. \\boxed{B}", "B", 1.0),
+        ("Answer: C", "C", 0.0),
+        ("Based on the image, the answer is C.", "C", 0.0),
+        ("Based on the image, the answer is B.", "B", 1.0),
+        ("\\boxed{green}", "B", 1.0),
+        ("(B) green", "B", 1.0),
+        ("AREA.", None, 0.0),
+        ("", None, 0.0),
+        (None, None, 0.0),
+        ("\\boxed{E}", None, 0.0),
+    ],
+)
+def test_score_tricky_replies(reply: str | None, extracted: str | None, score: float) -> None:
+    assert vstar.score(reply, _sample()) == vstar.Scored(score, extracted)
+
+
+def test_gold_in_a_box_scores_one_and_breakdown(samples: list[Sample]) -> None:
+    for s in samples:
+        assert vstar.score(f"\\boxed{{{s.answer}}}", s).score == 1.0
+        assert vstar.breakdown(s) == {"category": s.category}
+        assert vstar.chance_answers(s) == list("ABCD"[: len(s.options)])
+
+
+def test_spec_and_hook() -> None:
+    spec = vstar.SPEC
+    assert (spec.name, spec.version, spec.media_kind, spec.metric) == ("vstar", 1, "image", "accuracy")
+    assert spec.subsets == ("direct_attributes", "relative_position")
+    assert vstar.harness_register_tasks() == [spec]
