@@ -137,7 +137,7 @@ def rollout(
             return
         requests = [
             Request(
-                messages=slot.episode.messages,
+                messages=list(slot.episode.messages),
                 sampling=dataclasses.replace(sampling, seed=slot.seed + slot.turn),
                 sample=slot.sample,
                 turn=slot.turn,

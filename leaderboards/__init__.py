@@ -1,0 +1,1 @@
+"""Reports built from run folders (installed as ``harness_leaderboards``): tables, plots, HTML."""
