@@ -188,7 +188,9 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
     # On a terminal refresh often; in a log file (not a tty) print a line every 30 s at most.
     interval = 0.1 if sys.stderr.isatty() else 30.0
-    return tqdm(total=total, initial=initial, desc="eval", unit="sample", dynamic_ncols=True, mininterval=interval)
+    return tqdm(
+        total=total, initial=initial, desc="eval", unit="sample", dynamic_ncols=True, mininterval=interval
+    )
 
 
 def format_results(result: RunResult, specs: dict[str, TaskSpec] | None = None) -> str:

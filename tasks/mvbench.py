@@ -39,9 +39,9 @@ from PIL import ImageDraw
 
 from harness import hookimpl
 from harness.records import Sample
-from harness.scoring import choice_accuracy, extract_choice
-from harness.task import Scored, TaskSpec
+from harness.task import TaskSpec
 
+from . import choice
 from . import synthetic as syn
 
 NAME = "mvbench"
@@ -371,23 +371,9 @@ def direct_prompt(sample: Sample) -> str:
     return f"Question: {sample.question}\nOptions:\n{syn.paren_options(sample.options)}\n{INSTRUCTION}"
 
 
-def score(reply: str | None, sample: Sample) -> Scored:
-    """Accuracy of the option letter ``extract_choice`` reads (candidate texts count too).
-    Unlike the official checker (first token only, so an empty answer counts as correct) and
-    VLMEvalKit/lmms-eval, an empty reply, ``None`` or a reply naming no single valid letter is
-    wrong and stays in the denominator."""
-    letter = extract_choice(reply, sample.options)
-    return Scored(score=choice_accuracy(letter, sample.answer), extracted=letter)
-
-
 def breakdown(sample: Sample) -> dict[str, str]:
     """``{"task": <one of the 20 task names>}``."""
     return {"task": sample.category}
-
-
-def chance_answers(sample: Sample) -> list[str]:
-    """The option letters."""
-    return list(syn.letters(len(sample.options)))
 
 
 SPEC = TaskSpec(
@@ -401,9 +387,9 @@ SPEC = TaskSpec(
     synthesize=synthesize,
     question=question,
     direct_prompt=direct_prompt,
-    score=score,
+    score=choice.score,
     breakdown=breakdown,
-    chance_answers=chance_answers,
+    chance_answers=choice.chance_answers,
     scorer_params={"extractor": "extract_choice", "empty_answer": "wrong", "num_frames": NUM_SEGMENTS},
 )
 

@@ -31,9 +31,9 @@ from PIL import Image, ImageDraw
 
 from harness import hookimpl
 from harness.records import Sample
-from harness.scoring import choice_accuracy, extract_choice
-from harness.task import Scored, TaskSpec
+from harness.task import TaskSpec
 
+from . import choice
 from . import synthetic as syn
 
 NAME = "vstar"
@@ -231,22 +231,9 @@ def direct_prompt(sample: Sample) -> str:
     return str(text) if text else format_text(sample.question, sample.options)
 
 
-def score(reply: str | None, sample: Sample) -> Scored:
-    """Accuracy of the option letter read by ``extract_choice`` from the final reply (options as
-    texts, so a reply naming one option's text also counts). An empty reply, ``None`` or a
-    reply naming no single valid letter is wrong (score 0.0, ``extracted`` None)."""
-    letter = extract_choice(reply, sample.options)
-    return Scored(score=choice_accuracy(letter, sample.answer), extracted=letter)
-
-
 def breakdown(sample: Sample) -> dict[str, str]:
     """``{"category": "direct_attributes" | "relative_position"}``."""
     return {"category": sample.category}
-
-
-def chance_answers(sample: Sample) -> list[str]:
-    """The option letters."""
-    return list(syn.letters(len(sample.options)))
 
 
 SPEC = TaskSpec(
@@ -260,9 +247,9 @@ SPEC = TaskSpec(
     synthesize=synthesize,
     question=question,
     direct_prompt=direct_prompt,
-    score=score,
+    score=choice.score,
     breakdown=breakdown,
-    chance_answers=chance_answers,
+    chance_answers=choice.chance_answers,
     scorer_params={"extractor": "extract_choice", "empty_answer": "wrong"},
 )
 

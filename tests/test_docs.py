@@ -13,7 +13,9 @@ from harness.plugins import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("harness_")]
+HOOKS = [
+    name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("harness_")
+]
 
 
 def _setup_commands() -> list[str]:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_tasks import infovqa
-from harness_tasks import synthetic as syn
 from PIL import Image
 
 from harness.records import Sample
+from harness_tasks import infovqa
+from harness_tasks import synthetic as syn
 
 N = 10
 COLUMNS = [

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_tasks import mvbench
 from PIL import Image
 
 from harness.records import Sample
 from harness.task import Scored
+from harness_tasks import mvbench
 
 N = 40  # every task twice
 OFFICIAL_TASKS = [
@@ -166,15 +166,15 @@ def test_question_and_direct_prompt_formats() -> None:
     ],
 )
 def test_score_tricky_replies(reply: str | None, extracted: str | None, score: float) -> None:
-    assert mvbench.score(reply, _sample()) == Scored(score, extracted)
+    assert mvbench.SPEC.score(reply, _sample()) == Scored(score, extracted)
 
 
 def test_gold_in_a_box_scores_one_and_breakdown(samples: list[Sample]) -> None:
     for s in samples:
-        assert mvbench.score(f"\\boxed{{{s.answer}}}", s).score == 1.0
-        assert mvbench.score(f"\\boxed{{{s.metadata['answer_text']}}}", s).score == 1.0
+        assert mvbench.SPEC.score(f"\\boxed{{{s.answer}}}", s).score == 1.0
+        assert mvbench.SPEC.score(f"\\boxed{{{s.metadata['answer_text']}}}", s).score == 1.0
         assert mvbench.breakdown(s) == {"task": s.category}
-        assert mvbench.chance_answers(s) == list("ABCDE"[: len(s.options)])
+        assert mvbench.SPEC.chance_answers(s) == list("ABCDE"[: len(s.options)])
 
 
 def test_a_video_file_stays_one_media_path(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from harness_tasks import infovqa, mvbench, tallyqa, vstar
-from harness_tasks import synthetic as syn
 from PIL import Image, ImageDraw
 
 from harness.records import Sample
+from harness_tasks import infovqa, mvbench, tallyqa, vstar
+from harness_tasks import synthetic as syn
 
 
 def test_palette_colours_are_mutually_unambiguous() -> None:

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from harness_tasks import synthetic as syn
-from harness_tasks import tallyqa
 from PIL import Image
 
 from harness.records import Sample
 from harness.task import Scored
+from harness_tasks import synthetic as syn
+from harness_tasks import tallyqa
 
 N = 16
 

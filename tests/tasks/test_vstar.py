@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from harness_tasks import synthetic as syn
-from harness_tasks import vstar
 from PIL import Image
 
 from harness.records import Sample
+from harness.task import Scored
 from harness.tools import crop_image_normalized, resize_to_budget
+from harness_tasks import synthetic as syn
+from harness_tasks import vstar
 
 N = 10
 
@@ -156,14 +157,14 @@ def test_question_and_direct_prompt_formats(samples: list[Sample]) -> None:
     ],
 )
 def test_score_tricky_replies(reply: str | None, extracted: str | None, score: float) -> None:
-    assert vstar.score(reply, _sample()) == vstar.Scored(score, extracted)
+    assert vstar.SPEC.score(reply, _sample()) == Scored(score, extracted)
 
 
 def test_gold_in_a_box_scores_one_and_breakdown(samples: list[Sample]) -> None:
     for s in samples:
-        assert vstar.score(f"\\boxed{{{s.answer}}}", s).score == 1.0
+        assert vstar.SPEC.score(f"\\boxed{{{s.answer}}}", s).score == 1.0
         assert vstar.breakdown(s) == {"category": s.category}
-        assert vstar.chance_answers(s) == list("ABCD"[: len(s.options)])
+        assert vstar.SPEC.chance_answers(s) == list("ABCD"[: len(s.options)])
 
 
 def test_spec_and_hook() -> None:
