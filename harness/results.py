@@ -68,13 +68,24 @@ class SampleRecord:
         )
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become ``null``: strict JSON that every reader (and browser) accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half file)."""
+    """Write strict JSON to ``path`` via a temporary file and ``os.replace`` (never a half file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, allow_nan=True)
+            json.dump(_json_safe(data), fh, indent=2, ensure_ascii=False, allow_nan=False)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -183,10 +194,13 @@ def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, flo
         "pixel_reasoning_rate": len(with_tools) / n,
         "tool_error_rate": errors / ops if ops else 0.0,
         "turns_per_sample": sum(len(t.turns) for t, _ in pairs) / n,
-        "score_with_tools": sum(with_tools) / len(with_tools) if with_tools else math.nan,
-        "score_without_tools": sum(without) / len(without) if without else math.nan,
         "sample_error_rate": sum(1 for t, _ in pairs if t.error) / n,
     }
+    # Undefined rates (no sample with / without tool use) are left out rather than NaN.
+    if with_tools:
+        stats["score_with_tools"] = sum(with_tools) / len(with_tools)
+    if without:
+        stats["score_without_tools"] = sum(without) / len(without)
     stats.update({f"end_{reason}": count / n for reason, count in sorted(ends.items())})
     return stats
 

@@ -14,6 +14,7 @@ from harness.results import (
     prepare_run_dir,
     read_samples,
     tool_stats,
+    write_json_atomic,
 )
 
 
@@ -90,4 +91,9 @@ def test_tool_stats() -> None:
     assert stats["score_without_tools"] == 0.0
     assert stats["turns_per_sample"] == pytest.approx(2.0)
     assert stats["end_answer"] == 1.0
-    assert math.isnan(tool_stats([(recs[1].trajectory, recs[1].score)])["score_with_tools"])
+    assert "score_with_tools" not in tool_stats([(recs[1].trajectory, recs[1].score)])
+
+
+def test_results_json_is_strict(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "r.json", {"a": math.nan, "b": [1.0, math.inf], "c": {"d": 0.5}})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [1.0, None], "c": {"d": 0.5}}
