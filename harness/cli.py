@@ -38,6 +38,9 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--limits", default="", help=f"episode limits key=value,... (keys: {', '.join(Limits.__slots__)})"
     )
+    p.add_argument(
+        "--scoring", default="official", help="scoring mode (default: each task's official metric)"
+    )
     p.add_argument("--batch_size", type=int, default=8, help="episodes in flight at once")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top_p", type=float, default=1.0)
@@ -74,6 +77,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         limits=limits,
         temperature=args.temperature,
         top_p=args.top_p,
+        scoring=args.scoring,
         batch_size=args.batch_size,
         output_path=args.output_path,
         log_crops=args.log_crops,
@@ -111,6 +115,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     print(f"\ntasks: {', '.join(harness.tasks)}")
     print(f"backends: {', '.join(sorted(harness.backends))}")
     print(f"tools: {', '.join(t.name for t in harness.tools)}")
+    print(f"scoring modes: {', '.join(sorted(harness.scoring_modes))}")
     return 0
 
 

@@ -60,6 +60,7 @@ class EvalConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 8
+    scoring: str = "official"
     output_path: str | None = None
     log_crops: bool = False
     resume: bool = False
@@ -115,6 +116,7 @@ def evaluate(
             raise ValueError(
                 f"task {spec.name} has no prompt mode {config.mode!r} (has {', '.join(spec.prompt_modes)})"
             )
+    scoring = harness.scoring_mode(config.scoring)
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
@@ -138,6 +140,8 @@ def evaluate(
         batch_size=config.batch_size,
         seed=config.seed,
         crop_dir=(out / CROPS) if (out is not None and config.log_crops) else None,
+        scoring=scoring,
+        scoring_name=config.scoring,
     )
     start = time.monotonic()
     records = list(done)
@@ -163,7 +167,7 @@ def evaluate(
             bar.close()
     wall = time.monotonic() - start
     result = RunResult(
-        results={s.name: task_result(s, records) for s in specs},
+        results={s.name: task_result(s, records, config.scoring) for s in specs},
         config=config.to_dict(),
         versions={s.name: s.version for s in specs},
         packages=package_versions(),

@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     from .backends import BackendFactory
     from .records import SampleScore, Trajectory
+    from .scoring_modes import ScoringMode
     from .task import TaskSpec
     from .tools import ToolSpec
 
@@ -47,6 +48,17 @@ def harness_register_tools() -> list[ToolSpec]:
 
     Tool names must be unique. The tools advertised in the ``vcot`` system message are those
     registered here, in registration order.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_register_scoring_modes() -> dict[str, ScoringMode]:
+    """Return scoring modes as ``{name: mode(spec, sample, trajectory) -> Scored}``.
+
+    Selected with ``harness eval --scoring NAME`` and ``harness rescore --scoring NAME``; the
+    built-in ``official`` mode applies each task's own scorer to the final reply. Names must be
+    unique; a mode that does not apply to a task raises ``ValueError``.
     """
     raise NotImplementedError
 

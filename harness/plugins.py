@@ -23,6 +23,7 @@ from . import hookspecs
 if TYPE_CHECKING:
     from .backends import BackendFactory
     from .records import SampleScore, Trajectory
+    from .scoring_modes import ScoringMode
     from .task import TaskSpec
     from .tools import ToolSpec
 
@@ -33,6 +34,7 @@ ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tools",
+    "harness.scoring_modes",
     "harness.backends.scripted",
     "harness_tasks.vstar",
     "harness_tasks.tallyqa",
@@ -126,6 +128,18 @@ class Harness:
     def tools(self) -> list[ToolSpec]:
         pairs = _collect(self.pm, "harness_register_tools", lambda t: t.name)
         return list(_unique("tool", pairs).values())
+
+    @cached_property
+    def scoring_modes(self) -> dict[str, ScoringMode]:
+        return _unique("scoring mode", _collect(self.pm, "harness_register_scoring_modes", None))
+
+    def scoring_mode(self, name: str) -> ScoringMode:
+        try:
+            return self.scoring_modes[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown scoring mode {name!r}; valid modes: {', '.join(sorted(self.scoring_modes))}"
+            ) from None
 
     def task(self, name: str) -> TaskSpec:
         try:

@@ -195,6 +195,7 @@ class SampleScore(_Record):
     extracted: str | None
     gold: tuple[str, ...]
     breakdown: dict[str, str] = field(default_factory=dict)
+    scoring: str = "official"
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,7 +205,7 @@ def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, flo
     return stats
 
 
-def task_result(spec: TaskSpec, records: Iterable[SampleRecord]) -> TaskResult:
+def task_result(spec: TaskSpec, records: Iterable[SampleRecord], scoring: str = "official") -> TaskResult:
     """Aggregate one task's records: metric with stderr, breakdowns, tool statistics."""
     recs = [r for r in records if r.sample.task == spec.name]
     overall = aggregate([r.score.score for r in recs])
@@ -218,7 +218,7 @@ def task_result(spec: TaskSpec, records: Iterable[SampleRecord]) -> TaskResult:
         n=overall.n,
         breakdown=breakdown([(r.score.breakdown, r.score.score) for r in recs]),
         tool_stats=tool_stats([(r.trajectory, r.score) for r in recs]),
-        scorer=dict(spec.scorer_params),
+        scorer={"scoring": scoring, **spec.scorer_params},
     )
 
 

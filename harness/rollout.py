@@ -24,13 +24,14 @@ from .limits import Limits
 from .policy import Policy, Request, Sampling
 from .records import Sample, SampleScore, Trajectory
 from .results import SampleRecord
+from .scoring_modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
 from .task import PromptMode, TaskSpec
 from .tools import ToolSpec
 
 
 @dataclass(frozen=True, slots=True)
 class RolloutConfig:
-    """How episodes are run: prompt mode, limits, decoding, batch size, seed, crop logging."""
+    """How episodes are run: prompt mode, limits, decoding, batch size, seed, crop logging, scoring."""
 
     mode: PromptMode = "vcot"
     limits: Limits = Limits()
@@ -38,6 +39,8 @@ class RolloutConfig:
     batch_size: int = 8
     seed: int = 0
     crop_dir: Path | None = None
+    scoring: ScoringMode = official
+    scoring_name: str = DEFAULT_MODE
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -81,18 +84,8 @@ def error_trajectory(spec: TaskSpec, sample: Sample, mode: PromptMode, reason: s
     )
 
 
-def score_trajectory(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> SampleScore:
-    """Score a finished trajectory with the task's scorer (the same function rewards use)."""
-    scored = spec.score(trajectory.final_reply, sample)
-    return SampleScore(
-        task=sample.task,
-        sample_id=sample.id,
-        metric=spec.metric,
-        score=float(scored.score),
-        extracted=scored.extracted,
-        gold=sample.answers or (sample.answer,),
-        breakdown=spec.breakdown(sample),
-    )
+def _score(config: RolloutConfig, spec: TaskSpec, sample: Sample, traj: Trajectory) -> SampleScore:
+    return score_trajectory(spec, sample, traj, config.scoring, config.scoring_name)
 
 
 @dataclass
@@ -130,7 +123,7 @@ def rollout(
                 episode = make_episode(spec, sample, tools, config)
             except MediaError as exc:
                 traj = error_trajectory(spec, sample, config.mode, str(exc))
-                yield SampleRecord(sample, traj, score_trajectory(spec, sample, traj))
+                yield SampleRecord(sample, traj, _score(config, spec, sample, traj))
                 continue
             active.append(_Slot(spec, sample, episode, sample_seed(config.seed, sample.key)))
         if not active:
@@ -156,7 +149,7 @@ def rollout(
             slot.turn += 1
             if slot.episode.done:
                 traj = slot.episode.trajectory()
-                yield SampleRecord(slot.sample, traj, score_trajectory(slot.spec, slot.sample, traj))
+                yield SampleRecord(slot.sample, traj, _score(config, slot.spec, slot.sample, traj))
             else:
                 still.append(slot)
         active = still

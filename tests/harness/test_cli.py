@@ -110,6 +110,10 @@ def test_random_is_repeatable_and_near_chance(tmp_path: Path) -> None:
         ),
         (("--tasks", "vstar", "--model", "scripted:oracle", "--data", "hubb"), "unknown --data source"),
         (("--tasks", "vstar", "--model", "scripted:oracle", "--resume"), "--resume needs --output_path"),
+        (
+            ("--tasks", "vstar", "--model", "scripted:oracle", "--scoring", "nope"),
+            "unknown scoring mode 'nope'; valid modes: official",
+        ),
     ],
 )
 def test_bad_input_gives_one_line_error(args: tuple[str, ...], message: str) -> None:
