@@ -1,4 +1,4 @@
-"""Command line: ``harness eval | tasks | plugins``.
+"""Command line: ``harness eval | tasks | plugins | leaderboard | view | rescore | make-tiny-model | serve | merge | train``.
 
 Errors a user can fix (unknown task or model, bad flag values, a run folder that exists) end the
 command with a one-line message and exit status 2; results already written stay on disk.
@@ -29,12 +29,21 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Evaluate a model on the given tasks. " + EPILOG,
     )
     p.add_argument("--tasks", required=True, help="comma-separated task names, or 'all'")
-    p.add_argument("--model", required=True, help="PREFIX:NAME, e.g. scripted:oracle")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="PREFIX:NAME, e.g. hf:PATH_OR_HUB_ID, vllm:..., openai:..., scripted:oracle "
+        "(default: the embedded tiny random-weight model hf:@tiny, a pipeline demo)",
+    )
     p.add_argument("--model_args", default="", help="key=value,... passed to the backend")
-    p.add_argument("--data", default="synthetic", help="synthetic[:SEED] (default) or jsonl:PATH")
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic[:SEED] (default), hub[:mirror=DIR,tallyqa=DIR,...], parquet:PATH or jsonl:PATH",
+    )
     p.add_argument("--limit", type=int, default=None, help="first N samples of each task")
     p.add_argument("--seed", type=int, default=0, help="run seed (sampling, chance baselines)")
-    p.add_argument("--prompt", default="vcot", choices=("vcot", "notool", "direct"), help="prompt mode")
+    p.add_argument("--prompt", default="vcot", choices=("vcot", "notool", "official"), help="prompt mode")
     p.add_argument(
         "--limits", default="", help=f"episode limits key=value,... (keys: {', '.join(Limits.__slots__)})"
     )
@@ -48,6 +57,13 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log_crops", action="store_true", help="also save every crop/frame shown as a PNG")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_path")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="evaluate only shard I of N (0-based; membership hashed from task and sample id); "
+        "combine the N folders with `harness merge`",
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -61,14 +77,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise CliError("--resume needs --output_path")
     if args.log_crops and not args.output_path:
         raise CliError("--log_crops needs --output_path")
+    model, limits_text = args.model, args.limits
+    if model is None:  # the embedded default: the real stack on a tiny random model (harness/tiny.py)
+        from .tiny import DEFAULT_MODEL, DEMO_MAX_NEW_TOKENS, DEMO_NOTE
+
+        model = DEFAULT_MODEL
+        if "max_new_tokens" not in limits_text:
+            limits_text = ",".join(filter(None, (f"max_new_tokens={DEMO_MAX_NEW_TOKENS}", limits_text)))
+        print(f"harness eval: {DEMO_NOTE}", file=sys.stderr)
     try:
-        limits = Limits.parse(args.limits)
+        limits = Limits.parse(limits_text)
         model_args = parse_model_args(args.model_args)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     config = EvalConfig(
         tasks=args.tasks,
-        model=args.model,
+        model=model,
         model_args=model_args,
         data=args.data,
         limit=args.limit,
@@ -82,9 +106,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         output_path=args.output_path,
         log_crops=args.log_crops,
         resume=args.resume,
+        shard=args.shard,
     )
     harness = Harness()
-    result = evaluate(config, harness, show_progress=not args.no_progress)
+    from .launch import accelerate_process, evaluate_launched
+
+    process = accelerate_process()  # None unless started by a multi-process launcher
+    if process is not None:
+        merged = evaluate_launched(config, harness, process, show_progress=not args.no_progress)
+        if merged is None:  # not the main process: its shard is written, the main one merges
+            return 0
+        result = merged
+    else:
+        result = evaluate(config, harness, show_progress=not args.no_progress)
     print(format_results(result))
     if args.output_path:
         print(f"\nwrote {args.output_path}/results.json and samples.jsonl")
@@ -103,6 +137,41 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "train",
+        help="run a trainer plugin (trl_sft, curiosity_grpo, ...) from a YAML config",
+        description="Run a trainer registered through harness_register_trainers; `harness plugins` "
+        "lists them. Keys of --config and --set are validated against the trainer's config.",
+    )
+    p.add_argument("--plugin", required=True, help="trainer name, e.g. trl_sft or curiosity_grpo")
+    p.add_argument("--config", default=None, help="YAML mapping of config keys (optional)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (value read as YAML; repeatable)",
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .plugins import Harness
+    from .trainer import load_config
+
+    harness = Harness()
+    spec = harness.trainer(args.plugin)
+    if args.config is not None and not Path(args.config).is_file():
+        raise CliError(f"--config {args.config}: no such file")
+    config = load_config(spec, Path(args.config) if args.config else None, args.overrides)
+    out = spec.train(config, harness)
+    print(f"harness train: {spec.name} wrote {out} (evaluate with: harness eval --model hf:{out} ...)")
+    return 0
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import Harness
 
@@ -116,6 +185,202 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     print(f"backends: {', '.join(sorted(harness.backends))}")
     print(f"tools: {', '.join(t.name for t in harness.tools)}")
     print(f"scoring modes: {', '.join(sorted(harness.scoring_modes))}")
+    print(f"trainers: {', '.join(harness.trainers) or 'none'}")
+    return 0
+
+
+def _add_reports(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="tables, plots and a self-contained HTML page from run folders",
+        description="Build leaderboard.{md,html,csv,json} (+ plots/) from run folders; reads result files only.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, results files, or globs of them")
+    p.add_argument("--out", required=True, help="folder for the leaderboard files")
+    p.add_argument(
+        "--train_log",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trainer_state.json or JSON-lines training log to plot (repeatable)",
+    )
+    p = sub.add_parser("view", help="HTML trajectory viewer: every turn, tool call, crop and score")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or globs)")
+    p.add_argument("--out", required=True, help="folder for one page per run")
+    p.add_argument("--embed", action="store_true", help="embed crops and images (self-contained, larger)")
+    p = sub.add_parser(
+        "rescore",
+        help="recompute every score of a run from samples.jsonl, without a model",
+        description="Write results.MODE.json and samples.MODE.jsonl beside the originals (never overwritten).",
+    )
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder with samples.jsonl")
+    p.add_argument("--scoring", required=True, help="scoring mode (`harness plugins` lists them)")
+
+
+def _print_warnings(command: str, caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        print(f"harness {command}: warning: {w.message}", file=sys.stderr)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness_leaderboards.build import leaderboard
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report, files = leaderboard(args.runs, Path(args.out), train_logs=args.train_log)
+    _print_warnings("leaderboard", caught)
+    print(f"wrote {len(files)} files to {args.out} (open {Path(args.out) / 'leaderboard.html'})")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness_leaderboards.viewer import view
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pages = view(args.runs, Path(args.out), embed=args.embed)
+    _print_warnings("view", caught)
+    for page in pages:
+        print(f"wrote {page}")
+    return 0
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness_leaderboards.rescore import rescore
+
+    from .evaluate import format_results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = rescore(Path(args.run), args.scoring)
+    _print_warnings("rescore", caught)
+    print(format_results(done.result))
+    n = sum(done.result.n_samples.values())
+    print(f"\nrescored {n} samples with {args.scoring!r} ({done.changed} scores changed)")
+    print(f"wrote {done.results_path} and {done.samples_path}")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "make-tiny-model",
+        help="build the tiny random-weight Qwen2.5-VL (offline, seeded) into DIR",
+        description="Build a tiny random-weight Qwen2.5-VL (real classes, ~0.3M parameters) with "
+        "save_pretrained; use it as --model hf:DIR. Its replies are noise: a pipeline check, not a model.",
+    )
+    p.add_argument("dir", metavar="DIR", help="output folder (must not exist or be empty)")
+    p.add_argument("--seed", type=int, default=0, help="weight seed (same seed, same files)")
+    p = sub.add_parser(
+        "serve",
+        help="serve a model backend as an OpenAI-compatible endpoint on 127.0.0.1",
+        description="POST /v1/chat/completions and GET /v1/models on 127.0.0.1:PORT (no auth: local only).",
+    )
+    p.add_argument("--model", required=True, help="PREFIX:NAME, e.g. hf:PATH_OR_HUB_ID or hf:@tiny")
+    p.add_argument("--model_args", default="", help="key=value,... passed to the backend")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--max_batch", type=int, default=8, help="requests generated together at most")
+    p.add_argument("--verbose", action="store_true", help="log every request line")
+
+
+def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from .backends.options import MissingExtra
+    from .tiny import build_tiny_model
+
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise MissingExtra(
+            "make-tiny-model needs torch and transformers: pip install 'pixel-harness[hf]'"
+        ) from None
+    try:
+        out = build_tiny_model(args.dir, seed=args.seed)
+    except FileExistsError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote a tiny random-weight Qwen2.5-VL to {out} (use --model hf:{out})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .backends import parse_model_args
+    from .serve import serve
+
+    if not 0 <= args.port < 65536 or args.max_batch < 1:
+        raise CliError("--port must be in 0..65535 and --max_batch >= 1")
+    serve(args.model, parse_model_args(args.model_args), args.port, args.max_batch, args.verbose)
+    return 0
+
+
+def _add_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge shard folders (--shard I/N runs) into one run folder",
+        description="Recompute every metric, standard error and breakdown from the shards' samples and "
+        "write results.json / samples.jsonl as a single run does. Refuses differing fingerprints, "
+        "a sample or shard given twice, and missing or unfinished shards.",
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="shard folders")
+    p.add_argument("--output_path", required=True, help="folder for the merged run (must not hold a run)")
+    p.add_argument(
+        "--allow_partial",
+        "--allow-partial",
+        action="store_true",
+        help="merge even when shards or samples are missing (recorded as partial in results.json)",
+    )
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .evaluate import format_results
+    from .merge import merge
+
+    result = merge(args.dirs, args.output_path, allow_partial=args.allow_partial)
+    print(format_results(result))
+    info = result.merged or {}
+    missing = ", ".join(info.get("missing_shards") or []) or "samples"
+    note = f"; PARTIAL: missing {missing}" if result.partial else ""
+    shards = f"{len(info.get('shards', []))} of {info.get('count')} shards"
+    print(f"\nmerged {shards} into {args.output_path}{note}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export-lm-eval",
+        help="write an lm-eval task folder (notool mode) for the image tasks",
+        description="Write lm-eval YAML tasks + utils.py + the samples for the single-turn notool mode; "
+        "run them with lm_eval.simple_evaluate and harness.lm_eval_bridge.HarnessLM. "
+        "Video tasks (mvbench) cannot go through lm-eval.",
+    )
+    p.add_argument("directory", help="output folder (created)")
+    p.add_argument(
+        "--tasks", default="all", help="comma-separated image tasks, or 'all' (video tasks skipped)"
+    )
+    p.add_argument("--data", default="synthetic", help="data source, as for harness eval")
+    p.add_argument("--limit", type=int, default=None, help="first N samples of each task")
+
+
+def _cmd_export_lm_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .lm_eval_bridge import export_tasks
+    from .plugins import Harness
+
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be >= 1, got {args.limit}")
+    specs = Harness().resolve_tasks(args.tasks)
+    if args.tasks.strip() == "all":
+        skipped = [s.name for s in specs if s.media_kind != "image"]
+        specs = [s for s in specs if s.media_kind == "image"]
+        if skipped:
+            print(f"skipped video task(s) {', '.join(skipped)}: lm-eval has no video input")
+    names = export_tasks(Path(args.directory), specs, args.data, args.limit)
+    print(f"wrote {len(names)} lm-eval task(s) to {args.directory}: {', '.join(names)}")
     return 0
 
 
@@ -127,10 +392,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     sub.add_parser("tasks", help="list tasks with subsets, metric, prompt modes and version")
     sub.add_parser("plugins", help="list plugins and the hooks each implements")
+    _add_reports(sub)
+    _add_models(sub)
+    _add_export(sub)
+    _add_merge(sub)
+    _add_train(sub)
     return parser
 
 
-COMMANDS = {"eval": _cmd_eval, "tasks": _cmd_tasks, "plugins": _cmd_plugins}
+COMMANDS = {
+    "eval": _cmd_eval,
+    "tasks": _cmd_tasks,
+    "plugins": _cmd_plugins,
+    "leaderboard": _cmd_leaderboard,
+    "view": _cmd_view,
+    "rescore": _cmd_rescore,
+    "make-tiny-model": _cmd_make_tiny_model,
+    "serve": _cmd_serve,
+    "export-lm-eval": _cmd_export_lm_eval,
+    "merge": _cmd_merge,
+    "train": _cmd_train,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,20 +2,38 @@
 
 - ``synthetic`` / ``synthetic:SEED``: each task's offline generator, cached under
   ``$HARNESS_CACHE_DIR`` (default ``~/.cache/pixel-harness``) per task, version and seed.
+- ``hub`` / ``hub:KEY=VALUE,...``: the real benchmarks from the Hugging Face Hub, read by each
+  task's ``load_hub`` (options in :mod:`harness.hub`: ``mirror=DIR``, ``cache_dir=DIR``,
+  ``tallyqa=DIR``, ``revision=REV``).
+- ``parquet:PATH``: a Pixel-Reasoner eval parquet (columns ``qid``, ``question``, ``answer``,
+  ``image``, ``is_video``; image paths relative to the parquet's folder, where the released
+  ``images.zip`` unpacks). A row belongs to a task when the file name (``vstar.parquet``,
+  ``tallyqa_mini3200.parquet``) or else the qid prefix before the first ``-`` names it
+  (``TaskSpec.pixel_reasoner_names``); the task's ``from_pixel_reasoner`` maps the row.
 - ``jsonl:PATH``: one ``Sample.to_dict()`` per line; relative media paths resolve against the
   line's ``root`` or else the file's folder.
 
+A missing file, column or field is a :class:`DataError` naming the file, the row and the field.
+
 Media paths always resolve inside the sample's root: ``..`` or absolute escapes are refused.
-A missing or broken image raises :class:`MediaError` naming the sample and the field; the rollout
-records it as that sample's error and goes on.
+Images larger than :data:`MAX_IMAGE_PIXELS` (decompression bombs) are refused before decoding.
+A video sample with one media path that is a video file or a frame folder is decoded to
+``metadata["num_segments"]`` (16) frames by :mod:`harness.video`, within ``metadata["bound"]``
+(start, end seconds) when set. A missing, escaping, oversized or broken image or video raises
+:class:`MediaError` naming the sample and the field; the rollout records it as that sample's
+error and goes on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .records import Sample
 from .task import TaskSpec
@@ -24,7 +42,9 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 DEFAULT_SYNTHETIC_SIZE = 50
-MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb guard (PIL's default is ~89M, warns only)
+MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb limit (InfoVQA's largest is ~59M pixels)
+PIXEL_REASONER_COLUMNS = ("qid", "question", "answer", "image", "is_video")
+SOURCES = "synthetic[:SEED], hub[:KEY=VALUE,...], parquet:PATH, jsonl:PATH"
 
 
 class DataError(ValueError):
@@ -43,6 +63,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "pixel-harness")
 
 
+@contextmanager
+def row_errors(path: Path | str, row: int | str) -> Iterator[None]:
+    """Turn a ``KeyError`` / ``TypeError`` / ``ValueError`` while reading one row into a
+    :class:`DataError` naming the file, the row and (for a missing key) the field."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise DataError(f"{path}: row {row}: {exc}") from None
+    except KeyError as exc:
+        raise DataError(f"{path}: row {row}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: row {row}: {exc}") from exc
+
+
 def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sample]:
     """Load the samples of one task from the source named by ``--data``."""
     kind, _, arg = data.partition(":")
@@ -57,8 +93,12 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
         samples = spec.synthesize(n, seed, root)
     elif kind == "jsonl":
         samples = [s for s in load_jsonl(Path(arg)) if s.task == spec.name]
+    elif kind == "parquet":
+        samples = load_pixel_reasoner(spec, Path(arg))
+    elif kind == "hub":
+        samples = load_hub(spec, arg)
     else:
-        raise DataError(f"unknown --data source {data!r}; valid: synthetic[:SEED], jsonl:PATH")
+        raise DataError(f"unknown --data source {data!r}; valid: {SOURCES}")
     return samples[:limit] if limit is not None else samples
 
 
@@ -85,6 +125,81 @@ def load_jsonl(path: Path) -> list[Sample]:
     return out
 
 
+def load_hub(spec: TaskSpec, arg: str) -> list[Sample]:
+    """``--data hub[:options]``: the task's real data through its ``load_hub``."""
+    from .hub import HubOptions
+
+    if spec.load_hub is None:
+        raise DataError(f"task {spec.name} has no hub source; use --data parquet:PATH or jsonl:PATH")
+    return spec.load_hub(HubOptions.parse(arg))
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def names_task(spec: TaskSpec, name: str) -> bool:
+    """Whether a Pixel-Reasoner benchmark name (qid prefix or file stem) means ``spec``."""
+    key = _norm(name)
+    return bool(key) and any(key.startswith(_norm(n)) for n in spec.pixel_reasoner_names)
+
+
+def load_pixel_reasoner(spec: TaskSpec, path: Path) -> list[Sample]:
+    """Rows of a Pixel-Reasoner eval parquet that belong to ``spec`` (see the module docstring)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if spec.from_pixel_reasoner is None or not spec.pixel_reasoner_names:
+        raise DataError(f"task {spec.name} has no Pixel-Reasoner parquet format")
+    import datasets
+
+    try:
+        ds = datasets.Dataset.from_parquet(str(path), cache_dir=str(cache_dir() / "datasets"))
+    except Exception as exc:  # pyarrow / datasets raise many types for a bad file
+        raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ds, datasets.Dataset):
+        raise DataError(f"{path}: expected one table, got {type(ds).__name__}")
+    missing = [c for c in PIXEL_REASONER_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; a Pixel-Reasoner eval "
+            f"parquet has {', '.join(PIXEL_REASONER_COLUMNS)}"
+        )
+    whole_file = names_task(spec, path.stem)
+    root = path.parent
+    out: list[Sample] = []
+    found: set[str] = set()
+    for i, row in enumerate(ds):
+        with row_errors(path, i):
+            qid = row["qid"]
+            if not isinstance(qid, str) or not qid:
+                raise DataError(f"{path}: row {i}: field 'qid' must be a non-empty string, got {qid!r}")
+            bench = qid.split("-")[0]
+            found.add(bench)
+            if whole_file or names_task(spec, bench):
+                out.append(spec.from_pixel_reasoner(_check_row(path, i, row), root))
+    if not out:
+        raise DataError(
+            f"{path}: no row belongs to task {spec.name} (file name {path.stem!r}, qid prefixes "
+            f"{sorted(found)}; {spec.name} is named {', '.join(spec.pixel_reasoner_names)})"
+        )
+    return out
+
+
+def _check_row(path: Path, i: int, row: dict[str, Any]) -> dict[str, Any]:
+    for column in PIXEL_REASONER_COLUMNS:
+        if row.get(column) is None and column != "is_video":
+            raise DataError(f"{path}: row {i} (qid {row.get('qid')!r}): field {column!r} is empty")
+    images = row["image"]
+    if isinstance(images, str):
+        images = [images]
+    if not isinstance(images, list) or not images or not all(isinstance(x, str) and x for x in images):
+        raise DataError(f"{path}: row {i} (qid {row['qid']!r}): field 'image' must be a list of paths")
+    return {**row, "image": images, "is_video": bool(row.get("is_video"))}
+
+
+# --------------------------------------------------------------------------- media
+
+
 def resolve_media(sample: Sample, rel: str) -> Path:
     """Resolve one media path of ``sample`` inside its root, refusing escapes."""
     root = Path(sample.root or ".").resolve()
@@ -94,22 +209,64 @@ def resolve_media(sample: Sample, rel: str) -> Path:
     return path
 
 
-def open_media(sample: Sample) -> list[Image]:
-    """Open every image (or video frame) of ``sample`` as RGB, fully decoded."""
+def _open_image(sample: Sample, field: str, path: Path, limit: int) -> Image:
     from PIL import Image as PILImage
 
-    PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    images = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as im:
+                if im.width * im.height > limit:
+                    raise MediaError(
+                        sample,
+                        field,
+                        f"{path}: {im.width}x{im.height} = {im.width * im.height} pixels exceeds the "
+                        f"decompression-bomb limit of {limit}",
+                    )
+                im.load()
+                return im if im.mode == "RGB" else im.convert("RGB")
+    except FileNotFoundError:
+        raise MediaError(sample, field, f"file not found: {path}") from None
+    except PILImage.DecompressionBombError as exc:
+        raise MediaError(sample, field, f"{path}: decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MediaError(sample, field, f"cannot decode {path}: {exc}") from None
+
+
+def _open_video(sample: Sample, path: Path, limit: int) -> list[Image]:
+    from .video import VideoError, read_frames
+
+    bound = sample.metadata.get("bound")
+    try:
+        frames = read_frames(
+            path,
+            int(sample.metadata.get("num_segments", 16)),
+            (float(bound[0]), float(bound[1])) if bound else None,
+            max_pixels=limit,
+        )
+    except FileNotFoundError as exc:
+        raise MediaError(sample, "media[0]", f"file not found: {exc.filename or exc}") from None
+    except (VideoError, OSError, ValueError, SyntaxError) as exc:
+        raise MediaError(sample, "media[0]", f"cannot decode video {path}: {exc}") from None
+    return frames.images
+
+
+def open_media(sample: Sample, *, max_pixels: int | None = None) -> list[Image]:
+    """Open every image (or the video's sampled frames) of ``sample`` as RGB, fully decoded."""
+    from PIL import Image as PILImage
+
+    from .video import VIDEO_SUFFIXES
+
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    # PIL refuses outright at twice its limit and warns above it; the check above is exact.
+    PILImage.MAX_IMAGE_PIXELS = max(limit, PILImage.MAX_IMAGE_PIXELS or 0)
     if not sample.media:
         raise MediaError(sample, "media", "no image or video given")
-    for i, rel in enumerate(sample.media):
-        path = resolve_media(sample, rel)
-        try:
-            with PILImage.open(path) as im:
-                im.load()
-                images.append(im if im.mode == "RGB" else im.convert("RGB"))
-        except FileNotFoundError:
-            raise MediaError(sample, f"media[{i}]", f"file not found: {path}") from None
-        except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
-            raise MediaError(sample, f"media[{i}]", f"cannot decode {path}: {exc}") from None
-    return images
+    if sample.media_kind == "video" and len(sample.media) == 1:
+        path = resolve_media(sample, sample.media[0])
+        if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
+            return _open_video(sample, path, limit)
+    return [
+        _open_image(sample, f"media[{i}]", resolve_media(sample, rel), limit)
+        for i, rel in enumerate(sample.media)
+    ]

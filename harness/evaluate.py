@@ -7,7 +7,7 @@ import importlib.metadata
 import math
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from .results import (
     write_json_atomic,
 )
 from .rollout import RolloutConfig, rollout
+from .shard import Shard, fingerprint
 from .task import PromptMode, TaskSpec
 
 PACKAGES = (
@@ -38,6 +39,9 @@ PACKAGES = (
     "lm-eval",
     "numpy",
     "rapidfuzz",
+    "av",  # video decoding (MVBench files)
+    "math-verify",  # --scoring pixel_reasoner
+    "datasets",  # --data hub / parquet
     "torch",
     "transformers",
     "vllm",
@@ -64,6 +68,7 @@ class EvalConfig:
     output_path: str | None = None
     log_crops: bool = False
     resume: bool = False
+    shard: str | None = None  # "I/N": evaluate only this part of the samples (harness/shard.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -117,10 +122,13 @@ def evaluate(
                 f"task {spec.name} has no prompt mode {config.mode!r} (has {', '.join(spec.prompt_modes)})"
             )
     scoring = harness.scoring_mode(config.scoring)
+    shard = Shard.parse(config.shard) if config.shard else None
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
     samples: dict[str, list[Sample]] = {s.name: load_samples(s, config.data, config.limit) for s in specs}
+    if shard is not None:  # --limit first (the unsharded run's samples), then this shard's part
+        samples = {name: shard.select(ss) for name, ss in samples.items()}
 
     out = Path(config.output_path) if config.output_path else None
     done: list[SampleRecord] = []
@@ -166,21 +174,51 @@ def evaluate(
         if bar is not None:
             bar.close()
     wall = time.monotonic() - start
-    result = RunResult(
-        results={s.name: task_result(s, records, config.scoring) for s in specs},
-        config=config.to_dict(),
-        versions={s.name: s.version for s in specs},
-        packages=package_versions(),
-        seed=config.seed,
-        model=config.model,
-        wall_seconds=round(wall, 3),
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        git=git_revision(),
-        n_samples={s.name: len(samples[s.name]) for s in specs},
+    result = build_result(
+        config.to_dict(),
+        specs,
+        records,
+        {s.name: len(samples[s.name]) for s in specs},
+        wall,
+        shard=str(shard) if shard is not None else None,
     )
     if out is not None:
         write_json_atomic(out / RESULTS, result.to_dict())
     return result
+
+
+def build_result(
+    config: dict[str, Any],
+    specs: Sequence[TaskSpec],
+    records: Sequence[SampleRecord],
+    n_samples: Mapping[str, int],
+    wall_seconds: float,
+    *,
+    shard: str | None = None,
+    partial: bool = False,
+    merged: dict[str, Any] | None = None,
+    packages: dict[str, str] | None = None,
+) -> RunResult:
+    """The ``RunResult`` of ``records`` (what results.json holds): one code path for a run, a
+    shard and a merge of shards, so their files have the same layout and the same numbers."""
+    versions = {s.name: s.version for s in specs}
+    scoring = str(config.get("scoring") or "official")
+    return RunResult(
+        results={s.name: task_result(s, records, scoring) for s in specs},
+        config=config,
+        versions=versions,
+        packages=package_versions() if packages is None else packages,
+        seed=int(config.get("seed") or 0),
+        model=str(config.get("model")),
+        wall_seconds=round(wall_seconds, 3),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        git=git_revision(),
+        n_samples={s.name: int(n_samples.get(s.name, 0)) for s in specs},
+        shard=shard,
+        fingerprint=fingerprint(config, versions),
+        partial=partial,
+        merged=merged,
+    )
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

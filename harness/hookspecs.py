@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .backends import BackendFactory
-    from .records import SampleScore, Trajectory
+    from .records import RunResult, SampleScore, Trajectory
     from .scoring_modes import ScoringMode
+    from .sections import Section
     from .task import TaskSpec
     from .tools import ToolSpec
+    from .trainer import TrainerSpec
 
 hookspec = pluggy.HookspecMarker("harness")
 
@@ -64,9 +68,35 @@ def harness_register_scoring_modes() -> dict[str, ScoringMode]:
 
 
 @hookspec
+def harness_register_trainers() -> list[TrainerSpec]:
+    """Return trainers (:class:`harness.trainer.TrainerSpec`: name, config dataclass, ``train``).
+
+    Run with ``harness train --plugin NAME --config FILE.yaml [--set key=value ...]``; ``train``
+    gets the validated config and the :class:`harness.plugins.Harness` and returns the checkpoint
+    folder it wrote (loadable by ``harness eval --model hf:PATH``). Names must be unique. Trainer
+    modules import torch/TRL only inside ``train``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def harness_on_trajectory(trajectory: Trajectory, score: SampleScore) -> None:
     """Observe each finished and scored episode (logging, live statistics).
 
     Called in the evaluating process right after the sample is written to ``samples.jsonl``.
     Return values are ignored; an exception here aborts the run (results so far are kept).
     """
+
+
+@hookspec
+def harness_leaderboard_sections(results: Mapping[str, RunResult]) -> list[Section]:
+    """Return extra tables for ``harness leaderboard`` reports.
+
+    Called once per report with every run being reported, as ``{row label: RunResult}`` (the
+    label is how the run's row is named in every table; runs whose results file could not be
+    read are already left out). Return :class:`harness.sections.Section` tables; they are
+    rendered after the built-in tables into the Markdown, HTML and JSON reports. Reports are a
+    pure function of the result files: read only ``results``, never a model.
+    The built-in per-task breakdown tables come from this hook too.
+    """
+    raise NotImplementedError

@@ -22,10 +22,12 @@ from . import hookspecs
 
 if TYPE_CHECKING:
     from .backends import BackendFactory
-    from .records import SampleScore, Trajectory
+    from .records import RunResult, SampleScore, Trajectory
     from .scoring_modes import ScoringMode
+    from .sections import Section
     from .task import TaskSpec
     from .tools import ToolSpec
+    from .trainer import TrainerSpec
 
 PROJECT = "harness"
 ENTRY_POINT_GROUP = "harness"
@@ -35,11 +37,18 @@ ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tools",
     "harness.scoring_modes",
+    "harness.compat",
     "harness.backends.scripted",
+    "harness.backends.hf",
+    "harness.backends.vllm_engine",
+    "harness.backends.openai_api",
     "harness_tasks.vstar",
     "harness_tasks.tallyqa",
     "harness_tasks.infovqa",
     "harness_tasks.mvbench",
+    "harness_leaderboards.breakdowns",
+    "harness_plugins.trl_sft",
+    "harness_plugins.curiosity_grpo",
 )
 
 
@@ -141,6 +150,19 @@ class Harness:
                 f"unknown scoring mode {name!r}; valid modes: {', '.join(sorted(self.scoring_modes))}"
             ) from None
 
+    @cached_property
+    def trainers(self) -> dict[str, TrainerSpec]:
+        pairs = _collect(self.pm, "harness_register_trainers", lambda t: t.name)
+        return dict(sorted(_unique("trainer", pairs).items()))
+
+    def trainer(self, name: str) -> TrainerSpec:
+        try:
+            return self.trainers[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown trainer {name!r}; valid trainers: {', '.join(self.trainers) or 'none'}"
+            ) from None
+
     def task(self, name: str) -> TaskSpec:
         try:
             return self.tasks[name]
@@ -166,6 +188,11 @@ class Harness:
 
     def on_trajectory(self, trajectory: Trajectory, score: SampleScore) -> None:
         self.pm.hook.harness_on_trajectory(trajectory=trajectory, score=score)
+
+    def leaderboard_sections(self, results: Mapping[str, RunResult]) -> list[Section]:
+        """Every plugin's report sections, in plugin registration order (built-ins first)."""
+        parts: list[list[Section]] = self.pm.hook.harness_leaderboard_sections(results=results)
+        return [section for part in reversed(parts) for section in part or ()]
 
     def plugin_info(self) -> list[PluginInfo]:
         dists = {id(p): d.project_name for p, d in self.pm.list_plugin_distinfo()}

@@ -103,15 +103,15 @@ def user_text(question: str, mode: PromptMode) -> str:
 
     ``vcot``: question + ``"\\n\\n"`` + the guideline, which itself starts with ``"\\n\\n"`` (four
     newlines in all, as released); ``notool``: question + ``"\\n\\n"`` + the step-by-step
-    instruction; ``direct``: the question unchanged (the task's own prompt).
+    instruction; ``official``: the task's official prompt unchanged.
     """
     if mode == "vcot":
         return question + "\n\n" + VCOT_GUIDELINE
     if mode == "notool":
         return question + "\n\n" + NOTOOL_GUIDELINE
-    if mode == "direct":
+    if mode == "official":
         return question
-    raise ValueError(f"unknown prompt mode {mode!r}; expected vcot, notool or direct")
+    raise ValueError(f"unknown prompt mode {mode!r}; expected vcot, notool or official")
 
 
 @dataclass(frozen=True, slots=True)

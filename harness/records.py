@@ -7,6 +7,7 @@ JSON and come back as tuples, so ``Record.from_dict(json.loads(json.dumps(r.to_d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -58,12 +59,18 @@ def _from_json(tp: Any, value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _fields(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Resolved type hints and field names of a dataclass, computed once per class (reading a
+    samples.jsonl builds tens of thousands of records; resolving hints each time dominated)."""
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build dataclass ``cls`` from a dict made by ``to_dict`` (unknown keys are an error)."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, names = _fields(typing.cast(Any, cls))
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
@@ -218,11 +225,55 @@ class TaskResult(_Record):
     breakdown: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
     tool_stats: dict[str, float] = field(default_factory=dict)
     scorer: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+
+# Keys results.json carries for lm-eval's readers (derived from the fields; dropped on reading).
+LM_EVAL_TOP_KEYS = ("configs", "n-samples", "higher_is_better")
+LM_EVAL_TASK_KEYS = ("alias", "name", "sample_len")
+
+
+def lm_eval_view(result: RunResult) -> dict[str, Any]:
+    """lm-eval's ``results.json`` keys for ``result``: per task ``"alias"``, ``"name"``,
+    ``"sample_len"``, ``"<metric>,none"``
+    and ``"<metric>_stderr,none"`` (headline and corpus metrics, filter ``none``), plus
+    ``configs``, ``n-samples`` and ``higher_is_better`` (``versions`` and ``config`` are shared)."""
+    per_task: dict[str, dict[str, Any]] = {}
+    configs: dict[str, Any] = {}
+    n_samples: dict[str, Any] = {}
+    better: dict[str, dict[str, bool]] = {}
+    for name, tr in result.results.items():
+        values = {tr.metric: MetricValue(tr.value, tr.stderr, tr.n), **tr.metrics}
+        per_task[name] = {"name": name, "alias": name, "sample_len": tr.n}
+        for metric, mv in values.items():
+            per_task[name][f"{metric},none"] = mv.value
+            per_task[name][f"{metric}_stderr,none"] = mv.stderr
+        better[name] = {m: tr.higher_is_better.get(m, True) for m in values}
+        configs[name] = {
+            "task": name,
+            "output_type": "generate_until",
+            "metric_list": [
+                {
+                    "metric": m,
+                    "aggregation": "mean" if m == tr.metric else m,
+                    "higher_is_better": better[name][m],
+                }
+                for m in values
+            ],
+            "metadata": {"version": tr.version, "prompt_mode": result.config.get("mode"), **tr.scorer},
+        }
+        n_samples[name] = {"original": result.n_samples.get(name, tr.n), "effective": tr.n}
+    return {"results": per_task, "configs": configs, "n-samples": n_samples, "higher_is_better": better}
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult(_Record):
-    """Everything ``results.json`` holds about one run."""
+    """Everything ``results.json`` holds about one run.
+
+    ``to_dict`` adds lm-eval's keys (:func:`lm_eval_view`) so lm-eval tooling can read the file;
+    ``from_dict`` ignores them, so files written before they existed read the same.
+    """
 
     results: dict[str, TaskResult]
     config: dict[str, Any]
@@ -234,3 +285,30 @@ class RunResult(_Record):
     created: str
     git: str | None = None
     n_samples: dict[str, int] = field(default_factory=dict)
+    # Scale-out (harness/shard.py, harness/merge.py): "I/N" for a shard's own results; the
+    # run's configuration fingerprint; for a merged run, where it came from and whether shards
+    # or samples were missing (--allow-partial).
+    shard: str | None = None
+    fingerprint: dict[str, Any] | None = None
+    partial: bool = False
+    merged: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _to_json(self)
+        view = lm_eval_view(self)
+        for name, keys in view.pop("results").items():
+            out["results"][name].update(keys)
+        out.update(view)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        data = {k: v for k, v in data.items() if k not in LM_EVAL_TOP_KEYS}
+        if isinstance(data.get("results"), dict):
+            data["results"] = {
+                name: {k: v for k, v in row.items() if k not in LM_EVAL_TASK_KEYS and "," not in k}
+                if isinstance(row, dict)
+                else row
+                for name, row in data["results"].items()
+            }
+        return from_dict(cls, data)

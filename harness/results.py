@@ -26,6 +26,8 @@ from typing import Any
 
 from .records import MetricValue, Sample, SampleScore, TaskResult, Trajectory
 from .scoring import aggregate, breakdown
+from .shard import natural_key
+from .stats import bootstrap_stderr
 from .task import TaskSpec
 
 SAMPLES = "samples.jsonl"
@@ -206,8 +208,13 @@ def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, flo
 
 
 def task_result(spec: TaskSpec, records: Iterable[SampleRecord], scoring: str = "official") -> TaskResult:
-    """Aggregate one task's records: metric with stderr, breakdowns, tool statistics."""
-    recs = [r for r in records if r.sample.task == spec.name]
+    """Aggregate one task's records: metric with stderr, breakdowns, tool statistics.
+
+    Records are taken in a canonical order (natural order of sample ids), so the numbers do not
+    depend on the order samples finished in: a resumed run, another batch size or a merge of
+    shards (``harness merge``) gives the same floats, bootstrap standard errors included.
+    """
+    recs = sorted((r for r in records if r.sample.task == spec.name), key=lambda r: natural_key(r.sample.id))
     overall = aggregate([r.score.score for r in recs])
     return TaskResult(
         task=spec.name,
@@ -219,7 +226,19 @@ def task_result(spec: TaskSpec, records: Iterable[SampleRecord], scoring: str = 
         breakdown=breakdown([(r.score.breakdown, r.score.score) for r in recs]),
         tool_stats=tool_stats([(r.trajectory, r.score) for r in recs]),
         scorer={"scoring": scoring, **spec.scorer_params},
+        metrics=corpus_metrics(spec, [r.score for r in recs]) if scoring == "official" else {},
+        higher_is_better={spec.metric: True, **{m.name: m.higher_is_better for m in spec.corpus_metrics}},
     )
+
+
+def corpus_metrics(spec: TaskSpec, scores: Sequence[SampleScore]) -> dict[str, MetricValue]:
+    """The task's non-mean statistics (e.g. TallyQA's RMSE) with lm-eval's bootstrap stderr."""
+    if not scores:
+        return {}
+    return {
+        m.name: MetricValue(m.compute(scores), bootstrap_stderr(m.compute, scores), len(scores))
+        for m in spec.corpus_metrics
+    }
 
 
 def by_task(records: Iterable[SampleRecord]) -> dict[str, list[SampleRecord]]:

@@ -54,7 +54,7 @@ def sample_seed(run_seed: int, key: str) -> int:
 
 
 def question_for(spec: TaskSpec, sample: Sample, mode: PromptMode) -> str:
-    return spec.direct_prompt(sample) if mode == "direct" else spec.question(sample)
+    return spec.official_prompt(sample) if mode == "official" else spec.question(sample)
 
 
 def make_episode(spec: TaskSpec, sample: Sample, tools: Sequence[ToolSpec], config: RolloutConfig) -> Episode:

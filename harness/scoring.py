@@ -393,6 +393,10 @@ def rmse(preds: Sequence[int | None], golds: Sequence[int]) -> float:
 def aggregate(values: Sequence[float]) -> MetricValue:
     """Mean, standard error of the mean (lm-eval's ``mean_stderr``: sample std / sqrt(n)) and n.
 
+    The closed form is what lm-eval itself reports for a mean metric (``stderr_for_metric``
+    bootstraps only other statistics, :func:`harness.stats.bootstrap_stderr`), so our stderr equals
+    lm-eval's on the same scores.
+
     ``n == 1`` has stderr 0.0; no values give ``MetricValue(nan, nan, 0)``: an empty
     category is "unknown", never 0 and never perfect.
     """

@@ -8,15 +8,18 @@ must bump ``version``: results of different versions are never silently merged.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .records import MediaKind, Sample
+from .records import MediaKind, Sample, SampleScore
 
-PromptMode = Literal["vcot", "notool", "direct"]
-PROMPT_MODES: tuple[PromptMode, ...] = ("vcot", "notool", "direct")
+if TYPE_CHECKING:
+    from .hub import HubOptions
+
+PromptMode = Literal["vcot", "notool", "official"]
+PROMPT_MODES: tuple[PromptMode, ...] = ("vcot", "notool", "official")
 MetricName = Literal["accuracy", "anls"]
 
 
@@ -29,18 +32,36 @@ class Scored:
 
 
 @dataclass(frozen=True, slots=True)
+class CorpusMetric:
+    """A statistic over all of a task's scores that is not a mean of per-sample values (e.g.
+    TallyQA's RMSE of counts). ``compute`` gets the task's scores; a standard error is taken
+    from lm-eval's bootstrap (:func:`harness.stats.bootstrap_stderr`)."""
+
+    name: str
+    compute: Callable[[Sequence[SampleScore]], float]
+    higher_is_better: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A benchmark.
 
     - ``synthesize(n, seed, out_dir)`` writes ``n`` offline samples in the real data's schema
       (images under ``out_dir``) and returns them; deterministic in ``seed``.
     - ``question(sample)`` is the question text shown in the ``vcot``/``notool`` modes (options
-      included); ``direct_prompt(sample)`` the task's own official prompt for ``direct``.
+      included); ``official_prompt(sample)`` the task's own official prompt and answer format,
+      shown in the ``official`` mode.
     - ``score(reply, sample)`` extracts the answer from the final reply (``None`` when the episode
       ended without one) and compares it with the gold; pure.
     - ``breakdown(sample)`` names the categories a sample is reported under, e.g.
       ``{"category": "direct_attributes"}``.
     - ``chance_answers(sample)`` is the answer space the seeded chance baseline draws from.
+    - ``load_hub(options)`` loads the real benchmark from the Hugging Face Hub (``--data hub``);
+      ``from_pixel_reasoner(row, root)`` maps one row of a Pixel-Reasoner eval parquet
+      (``--data parquet:PATH``) whose benchmark name (qid prefix or file name) is in
+      ``pixel_reasoner_names``. ``None`` when the task has no such source.
+    - ``corpus_metrics`` are statistics over all scores that are not means (TallyQA's RMSE);
+      their standard errors come from lm-eval's bootstrap.
     """
 
     name: str
@@ -51,12 +72,16 @@ class TaskSpec:
     subsets: tuple[str, ...]
     synthesize: Callable[[int, int, Path], list[Sample]]
     question: Callable[[Sample], str]
-    direct_prompt: Callable[[Sample], str]
+    official_prompt: Callable[[Sample], str]
     score: Callable[[str | None, Sample], Scored]
     breakdown: Callable[[Sample], dict[str, str]]
     chance_answers: Callable[[Sample], Sequence[str]]
     prompt_modes: tuple[PromptMode, ...] = PROMPT_MODES
     scorer_params: dict[str, object] = field(default_factory=dict)
+    load_hub: Callable[[HubOptions], list[Sample]] | None = None
+    from_pixel_reasoner: Callable[[Mapping[str, Any], Path], Sample] | None = None
+    pixel_reasoner_names: tuple[str, ...] = ()
+    corpus_metrics: tuple[CorpusMetric, ...] = ()
 
     def random_answer(self, sample: Sample, rng: random.Random) -> str:
         answers = list(self.chance_answers(sample))

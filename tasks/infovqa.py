@@ -23,21 +23,25 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from harness import hookimpl
+from harness.data import DataError, row_errors
 from harness.records import Sample
 from harness.scoring import AnlsRule, anls, extract_answer_span
 from harness.task import Scored, TaskSpec
 
+from . import formats
 from . import synthetic as syn
 
 NAME = "infovqa"
 VERSION = 1
 ANSWER_TYPES = ("single span", "multi-span", "question span", "non-extractive")
 ROWS_FILE = "InfographicVQA/validation.jsonl"
+HUB_ID = "lmms-lab/DocVQA"
 TAU = 0.5
 RULE: AnlsRule = "rrc_script"
 INK: syn.RGB = (30, 30, 40)
@@ -237,32 +241,36 @@ def _question(rng: random.Random, i: int, blocks: list[_Block]) -> _Question:
 def load_local(root: Path, rows_file: str = ROWS_FILE) -> list[Sample]:
     """Read the rows into samples: ``id`` = ``questionId``, ``answer`` = ``answers[0]``,
     ``answers`` all golds, ``category`` = the first answer type; ``metadata`` has the list
-    columns ``answer_type``, ``evidence``, ``operation`` and any synthetic sidecar."""
-    root = Path(root)
+    columns ``answer_type``, ``evidence``, ``operation`` and any synthetic sidecar. A missing
+    file or field is a ``DataError`` naming the file, row and field."""
+    root, path = Path(root), Path(root) / rows_file
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     samples = []
-    for row in syn.read_jsonl(root / rows_file):
-        qid = str(row["questionId"])
-        answers = tuple(str(a) for a in row["answers"])
-        types = [str(t) for t in _as_list(row.get("answer_type"))]
-        samples.append(
-            Sample(
-                task=NAME,
-                id=qid,
-                question=str(row["question"]),
-                answer=answers[0] if answers else "",
-                media=(str(row["image"]),),
-                media_kind="image",
-                answers=answers,
-                category=types[0] if types else "",
-                root=str(root),
-                metadata={
-                    "answer_type": types,
-                    "evidence": [str(e) for e in _as_list(row.get("evidence"))],
-                    "operation": [str(o) for o in _as_list(row.get("operation/reasoning"))],
-                    **syn.read_sidecar(root, qid),
-                },
+    for row_no, row in enumerate(syn.read_jsonl(path)):
+        with row_errors(path, row_no):
+            qid = str(row["questionId"])
+            answers = tuple(str(a) for a in row["answers"])
+            types = [str(t) for t in _as_list(row.get("answer_type"))]
+            samples.append(
+                Sample(
+                    task=NAME,
+                    id=qid,
+                    question=str(row["question"]),
+                    answer=answers[0] if answers else "",
+                    media=(str(row["image"]),),
+                    media_kind="image",
+                    answers=answers,
+                    category=types[0] if types else "",
+                    root=str(root),
+                    metadata={
+                        "answer_type": types,
+                        "evidence": [str(e) for e in _as_list(row.get("evidence"))],
+                        "operation": [str(o) for o in _as_list(row.get("operation/reasoning"))],
+                        **syn.read_sidecar(root, qid),
+                    },
+                )
             )
-        )
     return samples
 
 
@@ -326,11 +334,12 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 
 
 def question(sample: Sample) -> str:
-    """The question alone (free-text answer)."""
-    return sample.question
+    """The question alone (free-text answer; a Pixel-Reasoner row's own text verbatim)."""
+    return formats.released_question(sample) or sample.question
 
 
-def direct_prompt(sample: Sample) -> str:
+def official_prompt(sample: Sample) -> str:
+    """The question + the single word or phrase instruction (lmms-eval's InfoVQA prompt)."""
     return f"{sample.question}\nAnswer the question using a single word or phrase."
 
 
@@ -376,11 +385,16 @@ SPEC = TaskSpec(
     subsets=ANSWER_TYPES,
     synthesize=synthesize,
     question=question,
-    direct_prompt=direct_prompt,
+    official_prompt=official_prompt,
     score=score,
     breakdown=breakdown,
     chance_answers=chance_answers,
     scorer_params={"extractor": "extract_answer_span", "tau": TAU, "rule": RULE},
+    load_hub=partial(
+        formats.image_parquet_hub, HUB_ID, "InfographicVQA", "validation", ROWS_FILE, load_local
+    ),
+    from_pixel_reasoner=partial(formats.text_sample, task=NAME),
+    pixel_reasoner_names=("infovqa", "infographicvqa", "infographicsvqa"),
 )
 
 

@@ -12,22 +12,28 @@ Synthetic images are 1800..2800 px wide with 0..9 counted shapes of 12..20 px am
 (other shapes; for complex questions also the same shape in other colours or outside the
 frame), every object at least 24 px from the next. Simple: "How many triangles are there?";
 complex: "How many red triangles are there?" or "How many triangles are inside the blue frame?".
-Scoring: ``extract_count`` on the final reply, exact match with the gold count.
+Scoring: ``extract_count`` on the final reply, exact match with the gold count; the RMSE of the
+counts is reported alongside (``rmse`` in results, with a bootstrap standard error).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from harness import hookimpl
-from harness.records import Sample
-from harness.scoring import count_accuracy, extract_count
-from harness.task import Scored, TaskSpec
+from harness.data import DataError, row_errors
+from harness.hub import HubOptions
+from harness.records import Sample, SampleScore
+from harness.scoring import count_accuracy, extract_count, rmse
+from harness.task import CorpusMetric, Scored, TaskSpec
 
+from . import formats
 from . import synthetic as syn
 
 NAME = "tallyqa"
@@ -124,31 +130,42 @@ def _render(plan: _Plan, rng: random.Random) -> tuple[Image.Image, list[syn.Box]
 def load_local(root: Path, split: str = "test") -> list[Sample]:
     """Read ``{split}.json`` of a TallyQA folder into samples (``id`` = ``str(question_id)``,
     ``category`` = "simple" | "complex"; ``metadata`` has ``image_id``, ``data_source``,
-    ``issimple`` and any synthetic sidecar, e.g. ``target_boxes``)."""
+    ``issimple`` and any synthetic sidecar, e.g. ``target_boxes``). A missing file or field is
+    a ``DataError`` naming the file, row and field."""
     root = Path(root)
+    path = root / f"{split}.json"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (a TallyQA folder has {split}.json and the VG image folders)")
     samples = []
-    for row in syn.read_rows(root / f"{split}.json", "json"):
-        qid = str(row["question_id"])
-        simple = bool(row["issimple"])
-        samples.append(
-            Sample(
-                task=NAME,
-                id=qid,
-                question=str(row["question"]),
-                answer=str(int(row["answer"])),
-                media=(str(row["image"]),),
-                media_kind="image",
-                category=SUBSETS[0] if simple else SUBSETS[1],
-                root=str(root),
-                metadata={
-                    "image_id": row.get("image_id"),
-                    "data_source": row.get("data_source"),
-                    "issimple": simple,
-                    **syn.read_sidecar(root, qid),
-                },
+    for row_no, row in enumerate(syn.read_rows(path, "json")):
+        with row_errors(path, row_no):
+            qid = str(row["question_id"])
+            simple = bool(row["issimple"])
+            samples.append(
+                Sample(
+                    task=NAME,
+                    id=qid,
+                    question=str(row["question"]),
+                    answer=str(int(row["answer"])),
+                    media=(str(row["image"]),),
+                    media_kind="image",
+                    category=SUBSETS[0] if simple else SUBSETS[1],
+                    root=str(root),
+                    metadata={
+                        "image_id": row.get("image_id"),
+                        "data_source": row.get("data_source"),
+                        "issimple": simple,
+                        **syn.read_sidecar(root, qid),
+                    },
+                )
             )
-        )
     return samples
+
+
+def load_hub(options: HubOptions) -> list[Sample]:
+    """TallyQA's test split from ``--data hub:tallyqa=DIR`` (its Visual Genome images are not
+    on the Hugging Face Hub): ``DIR/test.json`` + ``DIR/VG_100K*/``."""
+    return load_local(options.tallyqa_root())
 
 
 def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
@@ -190,11 +207,12 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 
 
 def question(sample: Sample) -> str:
-    """The question alone (no options)."""
-    return sample.question
+    """The question alone (no options; a Pixel-Reasoner row's own text verbatim)."""
+    return formats.released_question(sample) or sample.question
 
 
-def direct_prompt(sample: Sample) -> str:
+def official_prompt(sample: Sample) -> str:
+    """TallyQA has no prompt of its own: the question and the answer format, a single number."""
     return f"{sample.question}\nAnswer with a single number."
 
 
@@ -210,8 +228,14 @@ def score(reply: str | None, sample: Sample) -> Scored:
 
 
 def breakdown(sample: Sample) -> dict[str, str]:
-    """``{"subset": "simple" | "complex"}``."""
+    """``{"subset": "simple" | "complex"}`` ("unknown" for Pixel-Reasoner rows)."""
     return {"subset": sample.category}
+
+
+def count_rmse(scores: Sequence[SampleScore]) -> float:
+    """RMSE of the extracted counts against the golds (no count = 0, as ``rmse`` does)."""
+    preds = [int(s.extracted) if s.extracted is not None else None for s in scores]
+    return rmse(preds, [int(s.gold[0]) for s in scores])
 
 
 def chance_answers(sample: Sample) -> list[str]:
@@ -229,11 +253,15 @@ SPEC = TaskSpec(
     subsets=SUBSETS,
     synthesize=synthesize,
     question=question,
-    direct_prompt=direct_prompt,
+    official_prompt=official_prompt,
     score=score,
     breakdown=breakdown,
     chance_answers=chance_answers,
     scorer_params={"extractor": "extract_count", "match": "exact"},
+    load_hub=load_hub,
+    from_pixel_reasoner=partial(formats.count_sample, task=NAME),
+    pixel_reasoner_names=("tallyqa",),
+    corpus_metrics=(CorpusMetric("rmse", count_rmse, higher_is_better=False),),
 )
 
 

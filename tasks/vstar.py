@@ -25,15 +25,19 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from harness import hookimpl
+from harness.data import DataError, row_errors
+from harness.hub import HubOptions
 from harness.records import Sample
 from harness.task import TaskSpec
 
-from . import choice
+from . import choice, formats
 from . import synthetic as syn
 
 NAME = "vstar"
@@ -41,6 +45,7 @@ VERSION = 1
 CATEGORIES = ("direct_attributes", "relative_position")
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 QUESTIONS_FILE = "test_questions.jsonl"
+HUB_ID = "craigwu/vstar_bench"
 TARGET_SIZE = (12, 18)  # px, side of a target's box in the original image
 CLEARANCE = 64  # px between a target box and any distractor
 _OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
@@ -50,7 +55,7 @@ _OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
 
 
 def format_text(question_text: str, options: Sequence[str]) -> str:
-    """The ``text`` field of ``test_questions.jsonl`` (the official direct prompt)."""
+    """The ``text`` field of ``test_questions.jsonl`` (the official prompt)."""
     return f"{question_text}\n{syn.paren_options(options)}\n{INSTRUCTION}"
 
 
@@ -73,41 +78,62 @@ def load_local(root: Path) -> list[Sample]:
     """Read a V* folder (``test_questions.jsonl`` + per-image json) into samples.
 
     ``id`` is ``str(question_id)``; ``metadata`` holds ``target_boxes`` ([x, y, w, h] pixels),
-    ``target_object``, ``image_size`` [w, h], the official ``text``, and any synthetic sidecar.
+    ``target_object``, ``image_size`` [w, h] (absent when the image cannot be opened: the
+    rollout then records that sample's media error), the official ``text``, and any synthetic
+    sidecar. A missing file or field is a ``DataError`` naming the file, row and field.
     """
     root = Path(root)
+    path = root / QUESTIONS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (a V* folder has {QUESTIONS_FILE} and the category folders)")
     samples = []
-    for row in syn.read_jsonl(root / QUESTIONS_FILE):
-        question_text, options = parse_text(row["text"])
-        if len(options) < 2:
-            raise ValueError(f"{root / QUESTIONS_FILE}: question_id {row['question_id']}: no (A)/(B) options")
-        image = str(row["image"])
-        ann_path = (root / image).with_suffix(".json")
-        ann = syn.read_json(ann_path) if ann_path.is_file() else {}
-        with Image.open(root / image) as im:
-            size = [im.width, im.height]
-        metadata = {
-            "target_boxes": [list(b) for b in ann.get("bbox", [])],
-            "target_object": list(ann.get("target_object", [])),
-            "image_size": size,
-            "text": row["text"],
-            **syn.read_sidecar(root, str(Path(image).with_suffix("").as_posix())),
-        }
-        samples.append(
-            Sample(
-                task=NAME,
-                id=str(row["question_id"]),
-                question=question_text,
-                answer=str(row["label"]),
-                media=(image,),
-                media_kind="image",
-                options=options,
-                category=str(row["category"]),
-                root=str(root),
-                metadata=metadata,
-            )
-        )
+    for row_no, row in enumerate(syn.read_jsonl(path)):
+        with row_errors(path, row_no):
+            samples.append(_sample(root, row))
     return samples
+
+
+def _sample(root: Path, row: dict[str, Any]) -> Sample:
+    question_text, options = parse_text(row["text"])
+    if len(options) < 2:
+        raise ValueError(f"question_id {row['question_id']}: field 'text' has no (A)/(B) options")
+    image = str(row["image"])
+    ann_path = (root / image).with_suffix(".json")
+    ann = syn.read_json(ann_path) if ann_path.is_file() else {}
+    metadata: dict[str, Any] = {
+        "target_boxes": [list(b) for b in ann.get("bbox", [])],
+        "target_object": list(ann.get("target_object", [])),
+        "text": row["text"],
+        **syn.read_sidecar(root, str(Path(image).with_suffix("").as_posix())),
+    }
+    try:
+        with Image.open(root / image) as im:
+            metadata["image_size"] = [im.width, im.height]
+    except (OSError, ValueError):
+        pass
+    return Sample(
+        task=NAME,
+        id=str(row["question_id"]),
+        question=question_text,
+        answer=str(row["label"]),
+        media=(image,),
+        media_kind="image",
+        options=options,
+        category=str(row["category"]),
+        root=str(root),
+        metadata=metadata,
+    )
+
+
+def load_hub(options: HubOptions) -> list[Sample]:
+    """``craigwu/vstar_bench`` (``test_questions.jsonl`` + category folders) via the hub."""
+    return load_local(options.repo_dir(HUB_ID))
+
+
+def _pr_category(qid: str, n_options: int) -> str:
+    """Not in the Pixel-Reasoner format: inferred from the option count (V* asks colour and
+    material questions with 4 options, left/right questions with 2)."""
+    return {4: CATEGORIES[0], 2: CATEGORIES[1]}.get(n_options, "unknown")
 
 
 @dataclass(frozen=True)
@@ -221,11 +247,12 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 
 
 def question(sample: Sample) -> str:
-    """Pixel-Reasoner format: the question, then ``choices:`` and ``A: opt`` lines."""
-    return syn.pr_choices(sample.question, sample.options)
+    """Pixel-Reasoner format: the question, then ``choices:`` and ``A: opt`` lines (a
+    Pixel-Reasoner row's own text verbatim)."""
+    return formats.released_question(sample) or syn.pr_choices(sample.question, sample.options)
 
 
-def direct_prompt(sample: Sample) -> str:
+def official_prompt(sample: Sample) -> str:
     """The official V* prompt: the jsonl ``text`` when known, else rebuilt identically."""
     text = sample.metadata.get("text")
     return str(text) if text else format_text(sample.question, sample.options)
@@ -246,11 +273,14 @@ SPEC = TaskSpec(
     subsets=CATEGORIES,
     synthesize=synthesize,
     question=question,
-    direct_prompt=direct_prompt,
+    official_prompt=official_prompt,
     score=choice.score,
     breakdown=breakdown,
     chance_answers=choice.chance_answers,
     scorer_params={"extractor": "extract_choice", "empty_answer": "wrong"},
+    load_hub=load_hub,
+    from_pixel_reasoner=partial(formats.choice_sample, task=NAME, category=_pr_category),
+    pixel_reasoner_names=("vstar",),
 )
 
 

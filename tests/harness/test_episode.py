@@ -81,7 +81,7 @@ def test_initial_messages_vcot_image() -> None:
     assert ep.images == [parts[0]["image"]] and not ep.done
 
 
-@pytest.mark.parametrize("mode", ["notool", "direct"])
+@pytest.mark.parametrize("mode", ["notool", "official"])
 def test_single_turn_modes(mode: Any) -> None:
     ep = image_episode(mode=mode)
     assert ep.messages[0]["content"][0]["text"] == "You are a helpful assistant."

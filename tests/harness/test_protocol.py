@@ -129,7 +129,7 @@ VCOT = (
             "What is it?\nchoices:\nA: Lion  \nB: Sheep\n\nPlease think step by step, and put your final "
             "answer within \\boxed{}.",
         ),
-        ("direct", "What is it?\nchoices:\nA: Lion  \nB: Sheep"),
+        ("official", "What is it?\nchoices:\nA: Lion  \nB: Sheep"),
     ],
 )
 def test_user_text(mode: Any, expected: str) -> None:

@@ -90,11 +90,11 @@ def test_images_are_tall_and_the_answer_needs_the_tool(samples: list[Sample]) ->
             assert h * zoom.height / crop.height >= syn.PATCH
 
 
-def test_question_and_direct_prompt_formats() -> None:
+def test_question_and_official_prompt_formats() -> None:
     s = _sample()
     assert infovqa.question(s) == "Which brand is shown?"
     assert (
-        infovqa.direct_prompt(s)
+        infovqa.official_prompt(s)
         == "Which brand is shown?\nAnswer the question using a single word or phrase."
     )
 

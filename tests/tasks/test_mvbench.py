@@ -143,12 +143,14 @@ def _sample() -> Sample:
     )
 
 
-def test_question_and_direct_prompt_formats() -> None:
+def test_question_and_official_prompt_formats() -> None:
     s = _sample()
     assert mvbench.question(s) == "How many dots?\nchoices:\nA: 2  \nB: 3  \nC: 4"
-    assert (
-        mvbench.direct_prompt(s)
-        == "Question: How many dots?\nOptions:\n(A) 2\n(B) 3\n(C) 4\nOnly give the best option."
+    assert mvbench.official_prompt(s) == (
+        "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
+        "movement of objects, and the action and pose of persons. Based on your observations, select the "
+        "best option that accurately addresses the question.\n"
+        "Question: How many dots?\nOptions:\n(A) 2\n(B) 3\n(C) 4\nOnly give the best option.\nBest option:("
     )
 
 
@@ -189,5 +191,5 @@ def test_a_video_file_stays_one_media_path(tmp_path: Path) -> None:
 
 def test_spec_and_hook() -> None:
     spec = mvbench.SPEC
-    assert (spec.name, spec.version, spec.media_kind, spec.metric) == ("mvbench", 1, "video", "accuracy")
+    assert (spec.name, spec.version, spec.media_kind, spec.metric) == ("mvbench", 2, "video", "accuracy")
     assert mvbench.harness_register_tasks() == [spec]

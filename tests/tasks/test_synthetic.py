@@ -229,4 +229,4 @@ def test_samples_are_json_round_trippable_and_media_exist(module: ModuleType, tm
         assert Sample.from_dict(json.loads(json.dumps(s.to_dict()))) == s
         assert s.task == module.NAME and s.root == str(tmp_path)
         assert all((tmp_path / m).is_file() for m in s.media)
-        assert isinstance(module.SPEC.question(s), str) and isinstance(module.SPEC.direct_prompt(s), str)
+        assert isinstance(module.SPEC.question(s), str) and isinstance(module.SPEC.official_prompt(s), str)

@@ -85,10 +85,10 @@ def test_needs_the_tool(samples: list[Sample]) -> None:
             assert (syn.color_share(syn.model_view(crop, syn.CROP_MIN_PIXELS), rgb) >= 0.5).sum() >= 4
 
 
-def test_question_and_direct_prompt_formats() -> None:
+def test_question_and_official_prompt_formats() -> None:
     s = _sample()
     assert tallyqa.question(s) == "How many red triangles are there?"
-    assert tallyqa.direct_prompt(s) == "How many red triangles are there?\nAnswer with a single number."
+    assert tallyqa.official_prompt(s) == "How many red triangles are there?\nAnswer with a single number."
 
 
 @pytest.mark.parametrize(

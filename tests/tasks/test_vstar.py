@@ -122,21 +122,21 @@ def test_released_crop_tool_needs_two_nested_crops(targets: list[Target]) -> Non
     assert sum(v >= 0.5 for v in after[2]) >= 0.8 * n
 
 
-def test_question_and_direct_prompt_formats(samples: list[Sample]) -> None:
+def test_question_and_official_prompt_formats(samples: list[Sample]) -> None:
     s = _sample()
     assert (
         vstar.question(s)
         == "What is the color of the cup?\nchoices:\nA: red  \nB: green  \nC: blue  \nD: yellow"
     )
-    assert vstar.direct_prompt(s) == (
+    assert vstar.official_prompt(s) == (
         "What is the color of the cup?\n(A) red\n(B) green\n(C) blue\n(D) yellow\n"
         "Answer with the option's letter from the given choices directly."
     )
     root = Path(samples[0].root)
     texts = [json.loads(line)["text"] for line in (root / "test_questions.jsonl").read_text().splitlines()]
     for s, text in zip(samples, texts, strict=True):
-        assert vstar.direct_prompt(s) == text
-        assert vstar.direct_prompt(Sample(**{**s.to_dict(), "metadata": {}, "options": s.options})) == text
+        assert vstar.official_prompt(s) == text
+        assert vstar.official_prompt(Sample(**{**s.to_dict(), "metadata": {}, "options": s.options})) == text
         assert vstar.parse_text(text) == (s.question, s.options)
 
 

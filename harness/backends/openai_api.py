@@ -1,0 +1,187 @@
+"""OpenAI-compatible backend: ``--model openai:MODEL --model_args base_url=URL,...``.
+
+Any ``/v1/chat/completions`` endpoint (``harness serve``, vLLM's or SGLang's OpenAI server, a
+hosted API) through the official ``openai`` client (``pip install 'pixel-harness[openai]'``).
+Images travel as base64 data URLs (PNG by default: lossless; each image encoded once per episode),
+a video as one ``video_url`` frame sequence (vLLM's form) or, with ``video=images``, as separate
+images. Requests of a round run on a thread pool of ``concurrency`` workers, each with its seed,
+temperature, top_p, max_tokens and stop strings.
+
+Retries with exponential backoff on 408/409/429/5xx, connection errors and timeouts are the
+client's own (``max_retries``, ``timeout``). A request that still fails becomes that episode's
+error reply (the rollout records it and goes on); a configuration error (bad URL scheme,
+unknown model, rejected key) stops the run at once with one line. The API key is read from the
+environment variable named by ``api_key_env`` (default ``OPENAI_API_KEY``; unset means "no key",
+fine for a local server) and is never logged or written to results.
+
+OpenAI semantics drop a stop string from the reply. ``</tool_call>`` is sent as a stop (so a
+model cannot run on past its call) and restored: when the server reports which stop ended the
+reply (``stop_reason``, as vLLM and ``harness serve`` do), or, when it does not, when the reply
+stopped inside an open ``<tool_call>`` block.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from .. import hookimpl
+from ..policy import Policy, Reply, Request
+from ..protocol import TOOL_END, TOOL_START
+from . import BackendContext, BackendFactory
+from .chat import DataUrlCache, finish_text, to_openai_messages
+from .options import MissingExtra, parse_options
+
+INSTALL_HINT = "the openai backend needs the openai client: pip install 'pixel-harness[openai]'"
+NO_KEY = "EMPTY"  # sent when the key variable is unset (local servers ignore it)
+
+
+class BackendConfigError(ValueError):
+    """The endpoint refused the configuration (URL, model, key): no request can succeed."""
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """``--model_args`` of the openai backend."""
+
+    base_url: str | None = None  # default: $OPENAI_BASE_URL, else the OpenAI API
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    max_retries: int = 5
+    timeout: float = 600.0  # seconds per attempt
+    image_format: Literal["png", "jpeg"] = "png"  # png (lossless) or jpeg (smaller)
+    video: Literal["video_url", "images"] = "video_url"  # video_url (vLLM, harness serve) or images
+    stop_at_tool_call: bool = True
+    max_tokens_field: str = "max_tokens"  # or max_completion_tokens (newer OpenAI models)
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None and urlparse(self.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"openai: --model_args base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.concurrency < 1:
+            raise ValueError(f"openai: --model_args concurrency must be >= 1, got {self.concurrency}")
+        if self.max_retries < 0 or self.timeout <= 0:
+            raise ValueError("openai: --model_args max_retries must be >= 0 and timeout > 0")
+        if self.image_format not in ("png", "jpeg"):
+            raise ValueError(
+                f"openai: --model_args image_format must be png or jpeg, got {self.image_format!r}"
+            )
+        if self.video not in ("video_url", "images"):
+            raise ValueError(f"openai: --model_args video must be video_url or images, got {self.video!r}")
+        if self.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+            raise ValueError(
+                "openai: --model_args max_tokens_field must be max_tokens or max_completion_tokens"
+            )
+
+
+def request_body(request: Request, options: OpenAIOptions, cache: DataUrlCache) -> dict[str, Any]:
+    """The chat-completions parameters for one request (without ``model``)."""
+    sampling = request.sampling
+    keep = (TOOL_END,) if options.stop_at_tool_call else ()
+    body: dict[str, Any] = {
+        "messages": to_openai_messages(request.messages, cache, video=options.video),
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        options.max_tokens_field: sampling.max_new_tokens,
+        "stop": list(dict.fromkeys((*sampling.stop, *keep))),
+        "seed": sampling.seed,
+    }
+    return body
+
+
+def restore_tool_end(text: str, finish_reason: str | None, extra: dict[str, Any]) -> str:
+    """Put back a ``</tool_call>`` the server cut as a stop string (see the module docstring)."""
+    if finish_reason != "stop" or text.rstrip().endswith(TOOL_END):
+        return text
+    if "stop_reason" in extra:
+        return text + TOOL_END if extra["stop_reason"] == TOOL_END else text
+    opened = text.rfind(TOOL_START)
+    return text + TOOL_END if opened >= 0 and text.find(TOOL_END, opened) < 0 else text
+
+
+class OpenAIPolicy:
+    """An OpenAI-compatible chat endpoint behind the :class:`~harness.policy.Policy` interface."""
+
+    def __init__(self, model: str, options: OpenAIOptions = OpenAIOptions()) -> None:  # noqa: B008 (frozen)
+        try:
+            import openai
+        except ImportError as exc:
+            raise MissingExtra(INSTALL_HINT) from exc
+        if not model:
+            raise ValueError("openai needs a model name: --model openai:MODEL --model_args base_url=URL")
+        self.openai, self.model, self.options = openai, model, options
+        self.name = f"openai:{model}"
+        self.client = openai.OpenAI(
+            api_key=os.environ.get(options.api_key_env) or NO_KEY,
+            base_url=options.base_url,
+            max_retries=options.max_retries,
+            timeout=options.timeout,
+        )
+        self.cache = DataUrlCache(options.image_format)
+        self.pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="harness-openai")
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        return list(self.pool.map(self._one, requests))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+        self.client.close()
+
+    def _one(self, request: Request) -> Reply:
+        openai = self.openai
+        start = time.perf_counter()
+        body = request_body(request, self.options, self.cache)
+        try:
+            response = self.client.chat.completions.create(model=self.model, **body)
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+            raise BackendConfigError(
+                f"openai: {self.client.base_url} refused the request ({exc.status_code}): {_message(exc)}"
+            ) from None
+        except openai.APIError as exc:
+            status = getattr(exc, "status_code", None)
+            where = f"HTTP {status}" if status else type(exc).__name__
+            return Reply(
+                f"openai backend: {where}: {_message(exc)}", "error", seconds=time.perf_counter() - start
+            )
+        if not response.choices:
+            return Reply(
+                "openai backend: the response has no choices", "error", seconds=time.perf_counter() - start
+            )
+        choice = response.choices[0]
+        text = restore_tool_end(choice.message.content or "", choice.finish_reason, choice.model_extra or {})
+        keep = (TOOL_END,) if self.options.stop_at_tool_call else ()
+        text, _ = finish_text(text, request.sampling.stop, keep)
+        usage = response.usage
+        return Reply(
+            text=text,
+            finish_reason="length" if choice.finish_reason == "length" else "stop",
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(exc, "message", None) or exc).splitlines()[0]
+
+
+def make_openai(rest: str, ctx: BackendContext) -> Policy:
+    """Factory for ``--model openai:MODEL``: imports the openai client only now."""
+    return OpenAIPolicy(rest, parse_options(OpenAIOptions, ctx.model_args, "openai"))
+
+
+FACTORIES: dict[str, Callable[[str, BackendContext], Policy]] = {"openai": make_openai}
+
+
+@hookimpl
+def harness_register_backends() -> dict[str, BackendFactory]:
+    return dict(FACTORIES)

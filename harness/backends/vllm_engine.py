@@ -1,0 +1,229 @@
+"""vLLM backend: ``--model vllm:PATH_OR_HUB_ID`` (optional extra: ``pip install 'pixel-harness[vllm]'``).
+
+Written against vLLM's public offline API: ``LLM(model, tensor_parallel_size, dtype, seed,
+limit_mm_per_prompt, mm_processor_kwargs={"min_pixels", "max_pixels"}, ...)`` and
+``LLM.generate(prompts, sampling_params)`` with ``{"prompt": text, "multi_modal_data": {"image":
+[PIL...], "video": [frames array]}}`` prompts and one ``SamplingParams`` per request (its seed,
+``stop`` strings plus ``stop_token_ids``, ``include_stop_str_in_output`` so ``</tool_call>``
+survives; end-of-turn strings are then cut by :func:`~harness.backends.chat.finish_text`).
+
+The prompt text is rendered with the checkpoint's chat template through the same function the
+hf backend uses (:func:`harness.backends.hf.render_prompts`), so both backends give the model the
+same tokens and the same pixels (tests check it on the tiny model, without vLLM). Each round of
+the continuous rollout is one ``generate`` call; vLLM schedules the requests itself.
+
+vLLM is never installed in this project's CI or test environment (it pins its own torch and an
+older transformers); without it ``--model vllm:...`` fails with the install hint. Not run here: no
+GPU was lent for this work, so this backend is checked by unit tests of its payloads only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import hookimpl
+from ..policy import FinishReason, Policy, Reply, Request, Sampling
+from ..protocol import TOOL_END
+from . import BackendContext, BackendFactory
+from .chat import collect_media, finish_text
+from .engine_args import split_model_args, vllm_engine_args
+from .options import MissingExtra, parse_options
+
+INSTALL_HINT = "the vllm backend needs vLLM (a GPU machine): pip install 'pixel-harness[vllm]'"
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    """``--model_args`` of the vllm backend."""
+
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool = False
+    trust_remote_code: bool = False
+    min_pixels: int | None = 4 * 28 * 28  # the processor's bounds, wide: the episode sizes images
+    max_pixels: int | None = 16384 * 28 * 28
+    max_images: int = 16  # limit_mm_per_prompt (the episode's max_images)
+    max_videos: int = 1
+    video_fps: float = 2.0
+    stop_at_tool_call: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise ValueError(
+                f"vllm: --model_args tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}"
+            )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError("vllm: --model_args gpu_memory_utilization must be in (0, 1]")
+        if self.max_images < 1 or self.max_videos < 0:
+            raise ValueError("vllm: --model_args max_images must be >= 1 and max_videos >= 0")
+
+
+def engine_kwargs(
+    model: str, options: VLLMOptions, seed: int, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of ``vllm.LLM(...)``; ``extra`` are the other ``--model_args``, checked
+    against vLLM's ``EngineArgs`` (:mod:`harness.backends.engine_args`) and passed as they are."""
+    mm: dict[str, Any] = {}
+    if options.min_pixels is not None:
+        mm["min_pixels"] = options.min_pixels
+    if options.max_pixels is not None:
+        mm["max_pixels"] = options.max_pixels
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "dtype": options.dtype,
+        "seed": seed,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+        "enforce_eager": options.enforce_eager,
+        "trust_remote_code": options.trust_remote_code,
+        "limit_mm_per_prompt": {"image": options.max_images, "video": options.max_videos},
+        "mm_processor_kwargs": mm,
+    }
+    if options.max_model_len is not None:
+        kwargs["max_model_len"] = options.max_model_len
+    kwargs.update(extra or {})
+    return kwargs
+
+
+def stop_strings(sampling: Sampling, options: VLLMOptions) -> tuple[list[str], tuple[str, ...]]:
+    """(every stop string, the ones kept in the reply)."""
+    keep = (TOOL_END,) if options.stop_at_tool_call else ()
+    return list(dict.fromkeys((*sampling.stop, *keep))), keep
+
+
+def sampling_kwargs(
+    sampling: Sampling, options: VLLMOptions, stop_token_ids: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Keyword arguments of ``vllm.SamplingParams(...)`` for one request."""
+    stops, _ = stop_strings(sampling, options)
+    return {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
+        "max_tokens": sampling.max_new_tokens,
+        "stop": stops,
+        "stop_token_ids": list(stop_token_ids),
+        "include_stop_str_in_output": True,
+        "skip_special_tokens": True,
+        "seed": sampling.seed,
+    }
+
+
+def build_prompt(prompt: str, messages: Sequence[dict[str, Any]], options: VLLMOptions) -> dict[str, Any]:
+    """vLLM's prompt dict: the rendered text plus the conversation's images and videos in order."""
+    import numpy as np
+
+    images, videos = collect_media(messages)
+    data: dict[str, Any] = {}
+    if images:
+        data["image"] = images
+    if videos:
+        data["video"] = [np.stack([np.asarray(f.convert("RGB")) for f in frames]) for frames in videos]
+    out: dict[str, Any] = {"prompt": prompt}
+    if data:
+        out["multi_modal_data"] = data
+    if videos:
+        out["mm_processor_kwargs"] = {"fps": options.video_fps}
+    return out
+
+
+def build_prompts(processor: Any, requests: Sequence[Request], options: VLLMOptions) -> list[dict[str, Any]]:
+    """The prompts of a round, rendered with the hf backend's template function."""
+    from .hf import render_prompts
+
+    texts = render_prompts(processor, [r.messages for r in requests])
+    return [build_prompt(t, r.messages, options) for t, r in zip(texts, requests, strict=True)]
+
+
+def to_reply(output: Any, sampling: Sampling, options: VLLMOptions, seconds: float) -> Reply:
+    """A vLLM ``RequestOutput`` as a :class:`Reply` (stop handling as the hf backend's)."""
+    completion = output.outputs[0]
+    stops, keep = stop_strings(sampling, options)
+    text, found = finish_text(completion.text, stops, keep)
+    reason: FinishReason = "length" if completion.finish_reason == "length" and not found else "stop"
+    return Reply(
+        text=text,
+        finish_reason=reason,
+        prompt_tokens=len(output.prompt_token_ids or ()),
+        completion_tokens=len(completion.token_ids),
+        seconds=seconds,
+    )
+
+
+class VLLMPolicy:
+    """A vLLM engine behind the :class:`~harness.policy.Policy` interface."""
+
+    def __init__(
+        self, model: str, options: VLLMOptions, seed: int = 0, engine_args: Mapping[str, Any] | None = None
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise MissingExtra(INSTALL_HINT) from exc
+        from .hf import resolve_model, transformers_module
+
+        source = resolve_model(model)
+        self.vllm, self.options, self.name = vllm, options, f"vllm:{model}"
+        self.processor = transformers_module().AutoProcessor.from_pretrained(
+            source, trust_remote_code=options.trust_remote_code
+        )
+        self.llm = vllm.LLM(**engine_kwargs(source, options, seed, engine_args))
+        tokenizer = self.processor.tokenizer
+        ids = [
+            tokenizer.encode(s, add_special_tokens=False) for s in ("<|im_end|>", "<|endoftext|>", TOOL_END)
+        ]
+        self.stop_token_ids = [t[0] for t in ids if len(t) == 1]
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        start = time.perf_counter()
+        replies: dict[int, Reply] = {}
+        prompts: list[dict[str, Any]] = []
+        good: list[int] = []
+        for i, r in enumerate(requests):
+            try:
+                prompts += build_prompts(self.processor, [r], self.options)
+                good.append(i)
+            except Exception as exc:  # one bad conversation must not take down the round
+                replies[i] = Reply(f"vllm backend: cannot encode the conversation: {exc}", "error")
+        params = [
+            self.vllm.SamplingParams(
+                **sampling_kwargs(requests[i].sampling, self.options, self.stop_token_ids)
+            )
+            for i in good
+        ]
+        try:
+            outputs: list[Any] = self.llm.generate(prompts, params, use_tqdm=False) if good else []
+        except ValueError:  # e.g. one prompt past max_model_len: find it, run the others
+            outputs = []
+            for i, prompt, param in zip(list(good), prompts, params, strict=True):
+                try:
+                    outputs += self.llm.generate([prompt], [param], use_tqdm=False)
+                except ValueError as exc:
+                    replies[i] = Reply(f"vllm backend: {exc}", "error")
+                    good.remove(i)
+        seconds = time.perf_counter() - start
+        for i, output in zip(good, outputs, strict=True):
+            replies[i] = to_reply(output, requests[i].sampling, self.options, seconds)
+        return [replies[i] for i in range(len(requests))]
+
+
+def make_vllm(rest: str, ctx: BackendContext) -> Policy:
+    """Factory for ``--model vllm:...``: imports vLLM only now (one-line hint when it is missing)."""
+    own, extra = split_model_args(ctx.model_args, VLLMOptions)  # the rest: vLLM's EngineArgs
+    options = parse_options(VLLMOptions, own, "vllm")
+    if not rest:
+        raise ValueError("vllm needs a model: --model vllm:PATH_OR_HUB_ID")
+    engine_args = vllm_engine_args(extra, VLLMOptions) if extra else {}
+    return VLLMPolicy(rest, options, ctx.seed, engine_args)
+
+
+FACTORIES: dict[str, Callable[[str, BackendContext], Policy]] = {"vllm": make_vllm}
+
+
+@hookimpl
+def harness_register_backends() -> dict[str, BackendFactory]:
+    return dict(FACTORIES)

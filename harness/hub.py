@@ -1,0 +1,151 @@
+"""Access to the real benchmarks on the Hugging Face Hub (``--data hub[:KEY=VALUE,...]``).
+
+Options (comma-separated after ``hub:``):
+
+- ``mirror=DIR``: read ``DIR/<owner>/<name>/`` instead of downloading ``<owner>/<name>``; a folder
+  that mirrors the hub repository's files (an air-gapped copy, or the tests' generated files).
+  ``datasets`` and the task loaders then run exactly as on a download.
+- ``cache_dir=DIR``: where ``huggingface_hub`` / ``datasets`` keep downloads (default: theirs).
+- ``tallyqa=DIR``: the TallyQA folder (``test.json`` + ``VG_100K/``, ``VG_100K_2/`` Visual
+  Genome images): TallyQA's images are not on the Hub, so it always comes from a local folder.
+- ``revision=REV``: a hub revision (branch, tag or commit) for every repository.
+
+Downloads go through ``huggingface_hub.snapshot_download`` (folder-shaped repositories: V*,
+MVBench) and ``datasets.load_dataset`` (parquet-backed ones: InfographicVQA). When the hub cannot
+be reached, :class:`HubError` says so in one line, naming the dataset id and the local
+alternatives (``parquet:PATH``, ``jsonl:PATH``, ``hub:mirror=DIR``). ``HF_HUB_OFFLINE=1`` is
+honoured by both libraries (only the local cache is used).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+HUB_KEYS = ("mirror", "cache_dir", "tallyqa", "revision")
+
+
+class HubError(ValueError):
+    """The hub (or a mirror) cannot give a dataset; a one-line message with the way out."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """Parsed ``hub:`` options (see the module docstring)."""
+
+    mirror: Path | None = None
+    cache_dir: Path | None = None
+    tallyqa: Path | None = None
+    revision: str | None = None
+
+    @classmethod
+    def parse(cls, arg: str) -> HubOptions:
+        """``"mirror=/x,tallyqa=/y"`` -> options; an unknown key or a missing ``=`` is an error."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in arg.split(","))):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in HUB_KEYS or not value.strip():
+                raise HubError(
+                    f"--data hub: bad option {part!r}; expected KEY=VALUE with KEY in {', '.join(HUB_KEYS)}"
+                )
+            values[key] = value.strip() if key == "revision" else Path(value.strip()).expanduser()
+        return cls(**values)
+
+    def describe(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def repo_dir(self, repo_id: str, allow_patterns: list[str] | None = None) -> Path:
+        """A local folder holding the dataset repository ``repo_id`` (downloaded when needed)."""
+        if self.mirror is not None:
+            path = self.mirror / repo_id
+            if not path.is_dir():
+                raise HubError(f"--data hub:mirror: no folder {path} for dataset {repo_id!r}")
+            return path
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(
+                repo_id,
+                repo_type="dataset",
+                revision=self.revision,
+                cache_dir=self.cache_dir,
+                allow_patterns=allow_patterns,
+            )
+        except Exception as exc:  # network, auth, missing repo: all end the same way
+            raise unreachable(repo_id, exc) from exc
+        return Path(folder)
+
+    def load_dataset(self, repo_id: str, config: str, split: str) -> Dataset:
+        """``datasets.load_dataset(repo_id, config, split=split)`` (from the mirror when given)."""
+        import datasets
+
+        path = str(self.mirror / repo_id) if self.mirror is not None else repo_id
+        if self.mirror is not None and not Path(path).is_dir():
+            raise HubError(f"--data hub:mirror: no folder {path} for dataset {repo_id!r}")
+        try:
+            ds = datasets.load_dataset(
+                path,
+                config,
+                split=split,
+                revision=self.revision,
+                cache_dir=str(self.cache_dir) if self.cache_dir else None,
+            )
+        except Exception as exc:
+            raise unreachable(repo_id, exc, config=config, split=split) from exc
+        if not isinstance(ds, datasets.Dataset):
+            raise HubError(f"{repo_id} {config}/{split}: expected one split, got {type(ds).__name__}")
+        return ds
+
+    def tallyqa_root(self) -> Path:
+        if self.tallyqa is None:
+            raise HubError(
+                "--data hub: TallyQA's Visual Genome images are not on the Hugging Face Hub; "
+                "pass the folder with test.json and the VG images: --data hub:tallyqa=DIR"
+            )
+        if not self.tallyqa.is_dir():
+            raise HubError(f"--data hub:tallyqa: no folder {self.tallyqa}")
+        return self.tallyqa
+
+
+def unreachable(repo_id: str, exc: BaseException, *, config: str = "", split: str = "") -> HubError:
+    """The one-line error for a dataset the hub could not give."""
+    what = f"{repo_id!r}" + (f" (config {config!r}, split {split!r})" if config else "")
+    offline = (
+        " HF_HUB_OFFLINE is set and the dataset is not cached;" if os.environ.get("HF_HUB_OFFLINE") else ""
+    )
+    return HubError(
+        f"cannot load dataset {what} from the Hugging Face Hub ({_one_line(exc)});{offline} "
+        "use local files instead: --data parquet:PATH, --data jsonl:PATH or --data hub:mirror=DIR"
+    )
+
+
+def extract_zips(folder: Path) -> list[Path]:
+    """Unpack every ``*.zip`` in ``folder`` into ``folder`` once (a ``.<name>.done`` marker is
+    left behind). Members with absolute paths or ``..`` are refused (no zip-slip)."""
+    done = []
+    root = folder.resolve()
+    for archive in sorted(folder.glob("*.zip")):
+        marker = folder / f".{archive.name}.done"
+        if marker.exists():
+            continue
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                target = (root / member).resolve()
+                if not target.is_relative_to(root):
+                    raise HubError(f"{archive}: member {member!r} would be written outside {root}")
+            zf.extractall(root)
+        marker.touch()
+        done.append(archive)
+    return done

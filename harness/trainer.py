@@ -1,0 +1,135 @@
+"""Trainer plugins: what ``harness_register_trainers`` returns and how ``harness train`` configures one.
+
+A trainer is a name, a config dataclass and ``train(config, harness) -> Path`` (the checkpoint
+folder it wrote, loadable by ``harness eval --model hf:PATH``). ``harness train --plugin NAME
+--config FILE.yaml --set key=value`` reads the YAML mapping, applies the overrides and validates
+every key and value against the dataclass; an unknown key or a wrong type is a one-line error.
+PyYAML is imported only when a file or override is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+if TYPE_CHECKING:
+    from .plugins import Harness
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """A trainer: ``train(config, harness)`` runs it with an instance of ``config_class``."""
+
+    name: str
+    config_class: type[Any]
+    train: Callable[[Any, Harness], Path]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not dataclasses.is_dataclass(self.config_class):
+            raise TypeError(f"trainer {self.name!r}: config_class must be a dataclass")
+
+
+def _check(name: str, tp: Any, value: Any) -> Any:
+    """``value`` checked (and int->float widened) against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{name}: {value!r} is not one of {list(typing.get_args(tp))}")
+        return value
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check(name, arm, value)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] if errors else f"{name}: {value!r} has the wrong type")
+    if origin in (list, tuple, Sequence):
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{name}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        items = [_check(name, inner, v) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if tp is Path and isinstance(value, str):
+        return Path(value)
+    if isinstance(tp, type) and not (isinstance(value, tp) and (tp is bool or not isinstance(value, bool))):
+        raise ValueError(f"{name}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def build_config(spec: TrainerSpec, values: Mapping[str, Any]) -> Any:
+    """An instance of ``spec.config_class`` from ``values``; ``ValueError`` names a bad key or value."""
+    fields = {f.name: f for f in dataclasses.fields(spec.config_class)}
+    hints = typing.get_type_hints(spec.config_class)
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise ValueError(
+            f"trainer {spec.name!r}: unknown config key {unknown[0]!r}; valid keys: {', '.join(fields)}"
+        )
+    checked = {k: _check(f"trainer {spec.name!r}: {k}", hints[k], v) for k, v in values.items()}
+    try:
+        return spec.config_class(**checked)
+    except TypeError as exc:  # a required field missing
+        raise ValueError(f"trainer {spec.name!r}: {exc}") from None
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` with each value read as YAML (``lr=1e-4`` a float, ``x=[1,2]`` a list)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:  # not YAML (e.g. @tiny): the raw text
+            value = text
+        out[key.strip()] = _yaml_number(value, text)
+    return out
+
+
+def _yaml_number(value: Any, text: str) -> Any:
+    """PyYAML (YAML 1.1) reads ``1e-4`` as a string; read such texts as floats."""
+    if isinstance(value, str):
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def load_config(spec: TrainerSpec, path: Path | None, overrides: Sequence[str] = ()) -> Any:
+    """Read ``path`` (a YAML mapping, optional), apply ``--set`` overrides, build the config."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"{path}: not valid YAML: {first}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a trainer config must be a YAML mapping")
+        values = {str(k): _yaml_number(v, str(v)) for k, v in (loaded or {}).items()}
+    values.update(parse_overrides(overrides))
+    return build_config(spec, values)

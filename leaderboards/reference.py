@@ -1,0 +1,42 @@
+"""Published numbers, shown in reports as "reported by the authors" and never as measured rows.
+
+Source: Su, Wang, Ren, Lin, Chen, "Pixel Reasoner: Incentivizing Pixel-Space Reasoning with
+Curiosity-Driven Reinforcement Learning", arXiv 2505.15966 (numbers as cited by the authors:
+V* 84.3, TallyQA-Complex 74, InfographicsVQA 84.0 ANLS; the warm-start SFT model 79.0 on V*).
+A benchmark the paper reports but whose number is not recorded here (MVBench) is left empty
+rather than guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REPORTED_LABEL = "reported by the authors"
+CITATION = "Pixel Reasoner, arXiv 2505.15966"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRow:
+    """One published model's numbers (percent; ANLS x 100 for InfoVQA), keyed by column."""
+
+    model: str
+    scores: dict[str, float]
+    citation: str = CITATION
+    source: str = REPORTED_LABEL
+
+
+# Columns in the order the reference table shows them, with what each one measures.
+REFERENCE_COLUMNS: dict[str, str] = {
+    "vstar": "V* Bench accuracy",
+    "tallyqa (complex)": "TallyQA-Complex accuracy",
+    "infovqa": "InfographicsVQA ANLS",
+    "mvbench": "MVBench accuracy",
+}
+
+REFERENCE_ROWS: tuple[ReferenceRow, ...] = (
+    ReferenceRow(
+        model="TIGER-Lab/PixelReasoner-RL-v1 (7B)",
+        scores={"vstar": 84.3, "tallyqa (complex)": 74.0, "infovqa": 84.0},
+    ),
+    ReferenceRow(model="TIGER-Lab/PixelReasoner-WarmStart (7B)", scores={"vstar": 79.0}),
+)

@@ -1,0 +1,153 @@
+"""Curiosity-driven rewards and group-relative advantages (REFERENCE section 3), as pure functions.
+
+The correctness term is the harness's own eval scorer (:func:`harness.scoring_modes.score_trajectory`)
+on the finished trajectory, forced to 0 when the episode ended right after a failed visual
+operation. On top of it, per group of rollouts of one prompt (identified by an explicit group id,
+never by position):
+
+- ``paper``:    ``r = correct + alpha * 1[n_ops>0] * max(0, H - RaPR) + beta * min(N - n_ops, 0)``
+- ``released``: for rollouts with ``n_ops > 0``:
+  ``r = correct + c * max(H - RaPR, 0) / RaPR - beta * (n_ops - N)`` with ``c = c_image`` (0.25/2)
+  or ``c_video`` (0.25/1.5); rollouts without ops get ``r = correct``.
+
+``RaPR`` (rate of pixel-space reasoning) is the fraction of the group's rollouts with ``n_ops > 0``.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.records import MediaKind, Sample, Trajectory
+from harness.scoring_modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
+from harness.task import TaskSpec
+
+RewardForm = Literal["paper", "released"]
+REWARD_FORMS: tuple[RewardForm, ...] = ("paper", "released")
+
+
+@dataclass(frozen=True, slots=True)
+class CuriosityConfig:
+    """Constants of the curiosity reward; the defaults are the published ones."""
+
+    form: RewardForm = "paper"
+    H: float = 0.3
+    alpha: float = 0.5
+    beta: float = 0.05
+    N: int = 1
+    c_image: float = 0.25 / 2.0
+    c_video: float = 0.25 / 1.5
+
+    def __post_init__(self) -> None:
+        if self.form not in REWARD_FORMS:
+            raise ValueError(f"unknown reward form {self.form!r}; expected one of {REWARD_FORMS}")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the reward needs from one finished rollout."""
+
+    group: Hashable
+    correct: float
+    n_ops: int
+    last_op_failed: bool = False
+    media_kind: MediaKind = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class RewardParts:
+    """One rollout's reward, split into its terms (``total`` is their sum)."""
+
+    correctness: float
+    curiosity: float
+    efficiency: float
+    rapr: float
+
+    @property
+    def total(self) -> float:
+        return self.correctness + self.curiosity + self.efficiency
+
+
+def correctness_term(correct: float, last_op_failed: bool) -> float:
+    """The eval score, forced to 0 when the episode ended right after a failed operation."""
+    return 0.0 if last_op_failed else float(correct)
+
+
+def curiosity_bonus(n_ops: int, rapr: float, media_kind: MediaKind, config: CuriosityConfig) -> float:
+    """The bonus for a rollout that used tools while its group rarely did (0 without ops)."""
+    if n_ops <= 0:
+        return 0.0
+    if config.form == "paper":
+        return config.alpha * max(0.0, config.H - rapr)
+    c = config.c_video if media_kind == "video" else config.c_image
+    return c * max(config.H - rapr, 0.0) / rapr  # rapr > 0 here: this rollout has ops
+
+
+def efficiency_penalty(n_ops: int, config: CuriosityConfig) -> float:
+    """The (non-positive in the published settings) term for using more than ``N`` operations."""
+    if config.form == "paper":
+        return config.beta * min(config.N - n_ops, 0)
+    return -config.beta * (n_ops - config.N) if n_ops > 0 else 0.0
+
+
+def group_rates(outcomes: Sequence[Outcome]) -> dict[Hashable, float]:
+    """RaPR of each group id: the fraction of its rollouts with ``n_ops > 0``."""
+    counts: dict[Hashable, list[int]] = {}
+    for o in outcomes:
+        c = counts.setdefault(o.group, [0, 0])
+        c[0] += o.n_ops > 0
+        c[1] += 1
+    return {g: used / total for g, (used, total) in counts.items()}
+
+
+def rewards(outcomes: Sequence[Outcome], config: CuriosityConfig = CuriosityConfig()) -> list[RewardParts]:  # noqa: B008
+    """The reward parts of every rollout, each judged against its own group's RaPR."""
+    rates = group_rates(outcomes)
+    out = []
+    for o in outcomes:
+        rapr = rates[o.group]
+        out.append(
+            RewardParts(
+                correctness=correctness_term(o.correct, o.last_op_failed),
+                curiosity=curiosity_bonus(o.n_ops, rapr, o.media_kind, config),
+                efficiency=efficiency_penalty(o.n_ops, config),
+                rapr=rapr,
+            )
+        )
+    return out
+
+
+def group_advantages(
+    values: Sequence[float], groups: Sequence[Hashable], tol: float = 1e-9
+) -> list[float | None]:
+    """Reward minus its group's mean (no division by std); ``None`` for every rollout of a group
+    whose rewards are all equal (such groups are dropped from the batch)."""
+    if len(values) != len(groups):
+        raise ValueError(f"{len(values)} rewards for {len(groups)} group ids")
+    members: dict[Hashable, list[float]] = {}
+    for v, g in zip(values, groups, strict=True):
+        members.setdefault(g, []).append(float(v))
+    means = {g: sum(vs) / len(vs) for g, vs in members.items()}
+    flat = {g for g, vs in members.items() if max(vs) - min(vs) <= tol}
+    return [None if g in flat else float(v) - means[g] for v, g in zip(values, groups, strict=True)]
+
+
+def outcome_of(
+    spec: TaskSpec,
+    sample: Sample,
+    trajectory: Trajectory,
+    group: Hashable,
+    mode: ScoringMode = official,
+    mode_name: str = DEFAULT_MODE,
+) -> Outcome:
+    """An :class:`Outcome` whose ``correct`` is exactly the eval scorer's score of ``trajectory``."""
+    score = score_trajectory(spec, sample, trajectory, mode, mode_name)
+    return Outcome(
+        group=group,
+        correct=score.score,
+        n_ops=trajectory.n_ops,
+        last_op_failed=trajectory.last_op_failed,
+        media_kind=sample.media_kind,
+    )

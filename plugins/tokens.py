@@ -1,0 +1,96 @@
+"""Token ids and the assistant-only loss mask of a finished conversation, exactly as eval encodes it.
+
+The eval backend (:class:`harness.backends.hf.HFPolicy`) renders each turn's conversation with the
+processor's own chat template (``add_generation_prompt=True``) and encodes it with the processor
+and the conversation's images. Training encodes the whole finished conversation the same way
+(same template, same images, same processor call). The loss mask is found by encoding, for every
+assistant turn, the prefix eval fed the model for that turn and the prefix that ends with the
+turn: the tokens between them are the reply the model generated (plus the template's end-of-turn
+tokens). Everything else (system, questions, tool observations and their image tokens) gets label
+-100. No ``{% generation %}`` template surgery is needed, and the ids the loss sees are the ids eval
+fed the model, by construction (checked by ``tests/plugins/test_parity.py``).
+
+torch and transformers are imported by the caller's processor; this module imports torch lazily.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.backends.chat import collect_media
+from harness.episode import Message
+
+IGNORE = -100
+
+
+def encode(
+    processor: Any, messages: Sequence[Message], *, generation_prompt: bool, video_fps: float = 2.0
+) -> Any:
+    """``messages`` rendered with the processor's chat template and encoded as the hf backend does
+    (``video_fps``: the backend's ``video_fps`` option, for frame lists)."""
+    text = processor.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=generation_prompt
+    )
+    images, videos = collect_media(messages)
+    kwargs: dict[str, Any] = {}
+    if videos:
+        kwargs["video_metadata"] = [
+            {"total_num_frames": len(v), "fps": video_fps, "frames_indices": list(range(len(v)))}
+            for v in videos
+        ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return processor(
+            text=[text], images=images or None, videos=videos or None, return_tensors="pt", **kwargs
+        )
+
+
+@dataclass
+class Encoded:
+    """One conversation: model inputs (batch of 1) and its labels (-100 outside assistant turns)."""
+
+    inputs: dict[str, Any]
+    labels: Any
+
+
+def encode_with_mask(processor: Any, messages: Sequence[Message]) -> Encoded:
+    """The full conversation's inputs and labels that keep only assistant-turn tokens."""
+    full = encode(processor, messages, generation_prompt=False)
+    ids = full["input_ids"][0]
+    labels = ids.clone().fill_(IGNORE)
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = encode(processor, messages[:k], generation_prompt=True)["input_ids"][0]
+        start = int(prefix.shape[0])
+        end = int(encode(processor, messages[: k + 1], generation_prompt=False)["input_ids"].shape[1])
+        if not bool((ids[:start] == prefix).all()):
+            raise ValueError(
+                "the chat template is not prefix-stable: a turn's prompt is not a prefix of the conversation"
+            )
+        labels[start:end] = ids[start:end]
+    return Encoded(inputs=dict(full), labels=labels)
+
+
+def collate(processor: Any, pad_id: int, rows: Sequence[Encoded]) -> dict[str, Any]:
+    """Right-pad a batch of encoded conversations into model inputs with ``labels``."""
+    import torch
+
+    width = max(int(r.inputs["input_ids"].shape[1]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = int(r.inputs["input_ids"].shape[1])
+        ids[i, :n] = r.inputs["input_ids"][0]
+        mask[i, :n] = r.inputs["attention_mask"][0]
+        labels[i, :n] = r.labels
+    out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+        parts = [r.inputs[key] for r in rows if key in r.inputs]
+        if parts:
+            out[key] = torch.cat(parts, dim=0)
+    return out

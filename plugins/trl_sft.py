@@ -1,0 +1,140 @@
+"""``trl_sft``: TRL's SFTTrainer on tool-use traces, with loss on assistant tokens only.
+
+Traces come from :mod:`harness_plugins.traces` (the harness's own Episode driven with scripted
+replies, so they are exactly eval's transcripts) and, optionally, a Pixel-Reasoner SFT JSON file.
+Each conversation is encoded by :mod:`harness_plugins.tokens` with the model's own chat template
+and processor, as the hf eval backend encodes it; labels keep only the assistant turns (tool
+observations, their images, the system prompt and the question are -100). The checkpoint folder
+(model + processor) loads with ``harness eval --model hf:OUTPUT_DIR``.
+
+TRL's built-in ``assistant_only_loss`` needs a ``{% generation %}`` chat template; our collator
+computes the same mask from the unmodified template instead (see tokens.py), so the ids trained
+on are the ids eval feeds the model. torch/transformers/trl are imported inside ``train`` only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import hookimpl
+from harness.trainer import TrainerSpec
+
+if TYPE_CHECKING:
+    from harness.episode import Message
+    from harness.plugins import Harness
+
+INSTALL_HINT = "trl_sft needs the train extra: pip install 'pixel-harness[hf,train]'"
+
+
+@dataclass
+class SFTTrainConfig:
+    """Config keys of ``harness train --plugin trl_sft`` (YAML or ``--set key=value``)."""
+
+    model: str = "@tiny"  # hf path or hub id (as in --model hf:...); @tiny = the embedded tiny model
+    output_dir: str = "runs/trl_sft"
+    task: str = "vstar"
+    data: str = "synthetic:1"  # training samples (as --data); keep eval's samples (synthetic:0) out
+    n_samples: int = 32
+    limits: str = ""  # episode limits key=value,... (must match the eval run's --limits)
+    pixel_reasoner_sft: str | None = None  # optional Pixel-Reasoner SFT JSON (message_list records)
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 1e-6  # the published SFT learning rate
+    batch_size: int = 1
+    grad_accum: int = 1
+    freeze_vision: bool = True  # published: vision tower frozen
+    seed: int = 0
+    logging_steps: int = 1
+
+
+def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message]]:
+    """The training conversations: synthesized traces, then the Pixel-Reasoner file's, if any."""
+    from harness.data import load_samples
+    from harness.limits import Limits
+    from harness.rollout import RolloutConfig
+
+    from .traces import read_pixel_reasoner_sft, synthesize
+
+    spec = harness.task(config.task)
+    samples = load_samples(spec, config.data, config.n_samples)
+    rollout_config = RolloutConfig(limits=Limits.parse(config.limits))
+    convs: list[Any] = [e.messages for e in synthesize(spec, samples, harness.tools, rollout_config)]
+    if config.pixel_reasoner_sft:
+        convs += list(read_pixel_reasoner_sft(Path(config.pixel_reasoner_sft)))
+    if not convs:
+        raise ValueError(f"trl_sft: no traces: no {config.task} sample in {config.data!r} has a target box")
+    return convs
+
+
+def freeze_vision_tower(model: Any) -> int:
+    """Stop gradients into the vision encoder; returns how many tensors were frozen."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if ".visual." in f".{name}" or name.startswith("visual."):
+            param.requires_grad_(False)
+            frozen += 1
+    return frozen
+
+
+def train(config: SFTTrainConfig, harness: Harness) -> Path:
+    """Synthesize traces, run SFTTrainer, save model + processor to ``output_dir``."""
+    try:
+        import datasets
+        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ValueError(INSTALL_HINT) from exc
+    from harness.backends.hf import HFOptions, HFPolicy
+
+    from .tokens import collate, encode_with_mask
+
+    policy = HFPolicy(config.model, HFOptions(device="cpu", dtype="float32"))
+    processor, model = policy.processor, policy.model.train()
+    if config.freeze_vision:
+        freeze_vision_tower(model)
+    rows = [encode_with_mask(processor, m) for m in conversations(config, harness)]
+    out = Path(config.output_dir)
+    args = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        bf16=False,
+        use_cpu=True,
+        seed=config.seed,
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_dict({"row": list(range(len(rows)))}),
+        processing_class=processor,
+        data_collator=lambda batch: collate(processor, policy.pad_id, [rows[b["row"]] for b in batch]),
+    )
+    trainer.train()
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    history = trainer.state.log_history
+    (out / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+    (out / "harness_train.json").write_text(
+        json.dumps({"trainer": "trl_sft", "config": asdict(config), "n_conversations": len(rows)}, indent=2),
+        encoding="utf-8",
+    )
+    return out
+
+
+@hookimpl
+def harness_register_trainers() -> list[TrainerSpec]:
+    return [
+        TrainerSpec(
+            "trl_sft", SFTTrainConfig, train, "TRL SFTTrainer on tool-use traces (assistant-only loss)"
+        )
+    ]

@@ -1,0 +1,177 @@
+"""The tiny offline Qwen2.5-VL: real classes, reproducible build, a chat template that renders
+everything the protocol needs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_support import needs_hf
+from PIL import Image
+
+pytestmark = needs_hf
+
+FILES = ("model.safetensors", "tokenizer.json", "config.json", "processor_config.json", "chat_template.jinja")
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in FILES}
+
+
+def test_reloads_with_the_auto_classes(tiny_model: Path) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert type(processor).__name__ == "Qwen2_5_VLProcessor"
+    assert type(processor.image_processor).__name__.startswith("Qwen2VLImageProcessor")
+    assert type(processor.video_processor).__name__ == "Qwen2VLVideoProcessor"
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 100_000 < n_params < 1_000_000
+    text = model.config.text_config
+    assert sum(text.rope_parameters["mrope_section"]) == text.hidden_size // text.num_attention_heads // 2
+
+
+@pytest.mark.parametrize(
+    ("token", "special"),
+    [
+        ("<|im_start|>", True),
+        ("<|im_end|>", True),
+        ("<|endoftext|>", True),
+        ("<|vision_start|>", True),
+        ("<|vision_end|>", True),
+        ("<|image_pad|>", True),
+        ("<|video_pad|>", True),
+        ("<tool_call>", False),
+        ("</tool_call>", False),
+    ],
+)
+def test_tokenizer_has_qwen_tokens(tiny_model: Path, token: str, special: bool) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    ids = tok.encode(token, add_special_tokens=False)
+    assert len(ids) == 1, f"{token} must be one token"
+    # special tokens vanish when decoding with skip_special_tokens; the tool tags must survive it
+    assert (tok.decode(ids, skip_special_tokens=True) == "") is special
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(tiny_model: Path, tmp_path: Path) -> None:
+    from harness.tiny import build_tiny_model
+
+    again = build_tiny_model(tmp_path / "again", seed=0)
+    assert digests(again) == digests(tiny_model)
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    d_other = digests(other)
+    assert d_other["model.safetensors"] != digests(tiny_model)["model.safetensors"]
+    assert d_other["tokenizer.json"] == digests(tiny_model)["tokenizer.json"]
+
+
+def test_build_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    from harness.tiny import build_tiny_model
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        build_tiny_model(tmp_path / "x")
+
+
+def test_ensure_builds_once_then_reuses(tmp_path: Path) -> None:
+    from harness.tiny import ensure_tiny_model
+
+    target = tmp_path / "cache" / "tiny"
+    first = ensure_tiny_model(target)
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert ensure_tiny_model(target) == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    assert [p.name for p in target.parent.iterdir()] == ["tiny"]  # no temporary folder left behind
+
+
+IMG = Image.new("RGB", (56, 56))
+VISION = "<|vision_start|><|image_pad|><|vision_end|>"
+TEMPLATE_CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], list[str]]] = [
+    (
+        "image then text, generation prompt",
+        [{"role": "user", "content": [{"type": "image", "image": IMG}, {"type": "text", "text": "Q?"}]}],
+        {},
+        [
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n",
+            f"<|im_start|>user\n{VISION}Q?<|im_end|>\n<|im_start|>assistant\n",
+        ],
+    ),
+    (
+        "video",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "video", "video": [IMG, IMG]}, {"type": "text", "text": "V"}],
+            }
+        ],
+        {},
+        ["<|vision_start|><|video_pad|><|vision_end|>V<|im_end|>"],
+    ),
+    (
+        "our protocol: call in assistant text, result as a user turn with an image",
+        [
+            {"role": "system", "content": [{"type": "text", "text": "SYS"}]},
+            {"role": "user", "content": [{"type": "text", "text": "Q"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": '<tool_call>\n{"name": "f"}\n</tool_call>'}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "\nHere is"}, {"type": "image", "image": IMG}],
+            },
+        ],
+        {},
+        [
+            "<|im_start|>system\nSYS<|im_end|>\n",
+            '<|im_start|>assistant\n<tool_call>\n{"name": "f"}\n</tool_call><|im_end|>\n',
+            f"<|im_start|>user\n\nHere is{VISION}<|im_end|>\n<|im_start|>assistant\n",
+        ],
+    ),
+    (
+        "OpenAI-style tool_calls and tool results",
+        [
+            {"role": "user", "content": "Q"},
+            {
+                "role": "assistant",
+                "content": "Let me look.",
+                "tool_calls": [{"type": "function", "function": {"name": "zoom", "arguments": {"x": 1}}}],
+            },
+            {"role": "tool", "content": [{"type": "text", "text": "done"}, {"type": "image", "image": IMG}]},
+        ],
+        {},
+        [
+            '<|im_start|>assistant\nLet me look.\n<tool_call>\n{"name": "zoom", "arguments": {"x": 1}}\n</tool_call><|im_end|>\n',
+            f"<|im_start|>user\n<tool_response>\ndone{VISION}\n</tool_response><|im_end|>\n",
+        ],
+    ),
+    (
+        "tools advertised in the system turn",
+        [{"role": "system", "content": "SYS"}, {"role": "user", "content": "Q"}],
+        {"tools": [{"type": "function", "function": {"name": "zoom"}}]},
+        [
+            "<|im_start|>system\nSYS\n\n# Tools\n",
+            '<tools>\n{"type": "function", "function": {"name": "zoom"}}\n</tools>',
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "messages", "kwargs", "expected"), TEMPLATE_CASES, ids=[c[0] for c in TEMPLATE_CASES]
+)
+def test_chat_template(
+    tiny_model: Path, case: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], expected: list[str]
+) -> None:
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+    for piece in expected:
+        assert piece in text, f"{case}: {piece!r} not in {text!r}"

@@ -1,0 +1,126 @@
+"""Image safety through a full ``harness eval`` run: a path escape, a decompression bomb, a corrupt
+and a missing image each end as that sample's recorded error in samples.jsonl; the run goes on."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness import cli
+from harness import data as harness_data
+from harness.data import MediaError, open_media
+from harness.records import Sample
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _sample(sid: str, media: str, root: Path) -> Sample:
+    return Sample(
+        task="vstar",
+        id=sid,
+        question="What is the colour of the cup?",
+        answer="A",
+        media=(media,),
+        options=("red", "blue"),
+        category="direct_attributes",
+        root=str(root),
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    Image.new("RGB", (640, 480), (90, 120, 150)).save(root / "good.jpg")
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (root / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    (tmp_path / "outside.jpg").write_bytes((root / "good.jpg").read_bytes())
+    cases = [
+        ("good1", "good.jpg"),
+        ("escape_dotdot", "../outside.jpg"),
+        ("escape_absolute", str(tmp_path / "outside.jpg")),
+        ("bomb", "bomb.png"),
+        ("corrupt", "corrupt.jpg"),
+        ("missing", "gone.jpg"),
+        ("good2", "good.jpg"),
+    ]
+    lines = [json.dumps(_sample(sid, media, root).to_dict()) for sid, media in cases]
+    (root / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+EXPECTED_ERRORS = {
+    "escape_dotdot": "escapes the data root",
+    "escape_absolute": "escapes the data root",
+    "bomb": "decompression bomb",
+    "corrupt": "media[0]: cannot decode",
+    "missing": "media[0]: file not found",
+}
+
+
+def _run(data_dir: Path, out: Path) -> dict[str, dict[str, object]]:
+    argv = [
+        "eval",
+        "--tasks",
+        "vstar",
+        "--model",
+        "scripted:oracle",
+        "--data",
+        f"jsonl:{data_dir / 'samples.jsonl'}",
+    ]
+    assert cli.main([*argv, "--output_path", str(out), "--no_progress", "--batch_size", "2"]) == 0
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return {row["sample"]["id"]: row for row in rows}
+
+
+def test_bad_media_are_recorded_per_sample_and_the_run_goes_on(data_dir: Path, tmp_path: Path) -> None:
+    rows = _run(data_dir, tmp_path / "run")
+    assert set(rows) == {"good1", "good2", *EXPECTED_ERRORS}
+    for sid, needle in EXPECTED_ERRORS.items():
+        traj = rows[sid]["trajectory"]
+        assert traj["end_reason"] == "error" and needle in traj["error"], (sid, traj["error"])
+        assert rows[sid]["score"]["score"] == 0.0
+    assert rows["good1"]["score"]["score"] == rows["good2"]["score"]["score"] == 1.0
+    result = json.loads((tmp_path / "run" / "results.json").read_text())["results"]["vstar"]
+    assert result["n"] == 7 and result["tool_stats"]["sample_error_rate"] == pytest.approx(5 / 7)
+
+
+def test_an_image_over_the_limit_is_refused_before_decoding(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness_data, "MAX_IMAGE_PIXELS", 640 * 480 - 1)
+    rows = _run(data_dir, tmp_path / "run")
+    for sid in ("good1", "good2"):
+        error = rows[sid]["trajectory"]["error"]
+        assert "640x480 = 307200 pixels exceeds the decompression-bomb limit of 307199" in error
+
+
+@pytest.mark.parametrize(
+    ("media", "match"),
+    [
+        ("bomb.png", r"vstar/x: media\[0\]: .*bomb\.png: decompression bomb refused"),
+        ("good.jpg", r"exceeds the decompression-bomb limit of 100"),
+    ],
+)
+def test_bomb_messages_name_sample_field_and_file(data_dir: Path, media: str, match: str) -> None:
+    limit = 100 if media == "good.jpg" else None
+    with pytest.raises(MediaError, match=match):
+        open_media(_sample("x", media, data_dir), max_pixels=limit)
