@@ -211,6 +211,24 @@ def _copy_crops(runs: Sequence[ShardRun], out: Path) -> int:
     return copied
 
 
+def _provenance(
+    runs: Sequence[ShardRun], missing: list[str], incomplete: dict[str, Any], packages: dict[str, str]
+) -> dict[str, Any]:
+    """The ``merged`` record of results.json: which shards, from where, what was missing."""
+    ordered = sorted(runs, key=lambda r: r.shard.index)
+    return {
+        "shards": [str(r.shard) for r in ordered],
+        "count": runs[0].shard.count,
+        "from": [str(r.path) for r in ordered],
+        "wall_seconds": {str(r.shard): r.result.wall_seconds for r in ordered if r.result is not None},
+        "missing_shards": missing,
+        "incomplete": incomplete,
+        "packages_differ": sorted(
+            {k for r in ordered if r.result for k, v in r.result.packages.items() if packages.get(k) != v}
+        ),
+    }
+
+
 def merge(
     dirs: Sequence[Path | str],
     out: Path | str,
@@ -260,27 +278,15 @@ def merge(
         )
         for s in specs
     }
-    results = [r.result for r in runs if r.result is not None]
     packages = dict(first.result.packages) if first.result else None
-    merged = {
-        "shards": sorted((str(r.shard) for r in runs), key=lambda t: int(t.split("/")[0])),
-        "count": runs[0].shard.count,
-        "from": [str(r.path) for r in sorted(runs, key=lambda r: r.shard.index)],
-        "wall_seconds": {str(r.shard): r.result.wall_seconds for r in runs if r.result is not None},
-        "missing_shards": missing,
-        "incomplete": incomplete,
-        "packages_differ": sorted(
-            {k for r in results for k, v in r.packages.items() if (packages or {}).get(k) != v}
-        ),
-    }
     result = build_result(
         config,
         specs,
         order,
         n_samples,
-        sum(r.wall_seconds for r in results),
+        sum(r.result.wall_seconds for r in runs if r.result is not None),
         partial=bool(missing or incomplete),
-        merged=merged,
+        merged=_provenance(runs, missing, incomplete, packages or {}),
         packages=packages,
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -93,10 +93,17 @@ def test_a_shard_records_its_part_and_fingerprint(runs: Callable[[str], Path]) -
         assert sum(p["results"][task]["n"] for p in parts) == n
 
 
-def test_merged_run_is_read_by_rescore(runs: Callable[[str], Path], harness: Harness, tmp_path: Path) -> None:
+def test_merged_run_is_read_by_rescore_and_leaderboards(
+    runs: Callable[[str], Path], harness: Harness, tmp_path: Path
+) -> None:
+    from harness_leaderboards.load import load_runs
     from harness_leaderboards.rescore import rescore
 
     merge(shard_dirs(runs, 2), tmp_path / "M", harness=harness)
+    loaded = load_runs([str(tmp_path / "M"), str(runs("U"))])
+    assert not loaded.warnings and len(loaded.runs) == 2
+    merged, single = loaded.runs
+    assert merged.result.results == single.result.results and merged.records is not None
     done = rescore(tmp_path / "M", "official", harness)
     assert done.changed == 0
     assert sum(done.result.n_samples.values()) == 4 * LIMIT
