@@ -21,9 +21,7 @@ Refusals (a one-line :class:`MergeError` naming the field):
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -33,7 +31,16 @@ from typing import Any
 
 from .plugins import Harness
 from .records import RunResult
-from .results import CROPS, RESULTS, RUN_CONFIG, SAMPLES, SampleRecord, read_samples, write_json_atomic
+from .results import (
+    CROPS,
+    RESULTS,
+    RUN_CONFIG,
+    SAMPLES,
+    SampleRecord,
+    read_samples,
+    write_json_atomic,
+    write_lines_atomic,
+)
 from .shard import Shard, canonical_order, field_value, fingerprint, fingerprint_difference
 from .task import TaskSpec
 
@@ -184,16 +191,7 @@ def _specs(runs: Sequence[ShardRun], harness: Harness) -> list[TaskSpec]:
 
 
 def _write_samples(path: Path, records: Sequence[SampleRecord]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(r.to_json() + "\n" for r in records)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_lines_atomic(path, (r.to_json() for r in records))
 
 
 def _copy_crops(runs: Sequence[ShardRun], out: Path) -> int:

@@ -81,20 +81,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write strict JSON to ``path`` via a temporary file and ``os.replace`` (never a half file)."""
+def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Write ``lines`` (newline-terminated) to ``path`` via a temporary file, fsync and
+    ``os.replace``: readers see the old file or the whole new one, never a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_json_safe(data), fh, indent=2, ensure_ascii=False, allow_nan=False)
-            fh.write("\n")
+            fh.writelines(line + "\n" for line in lines)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write strict JSON to ``path`` atomically (see :func:`write_lines_atomic`)."""
+    write_lines_atomic(path, [json.dumps(_json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)])
 
 
 def read_samples(path: Path, *, repair: bool = False) -> list[SampleRecord]:

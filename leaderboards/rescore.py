@@ -15,9 +15,7 @@ not apply to a task leaves that task out with a warning naming both.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from harness.results import (
     read_samples,
     task_result,
     write_json_atomic,
+    write_lines_atomic,
 )
 from harness.scoring_modes import score_trajectory
 
@@ -55,19 +54,6 @@ class Rescored:
 def _warn(messages: list[str], message: str) -> None:
     messages.append(message)
     warnings.warn(message, ReportWarning, stacklevel=3)
-
-
-def _write_lines_atomic(path: Path, lines: list[str]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(line + "\n" for line in lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _old_result(run_dir: Path, messages: list[str]) -> RunResult | None:
@@ -166,6 +152,6 @@ def rescore(run_dir: Path, mode_name: str, harness: Harness | None = None) -> Re
     )
     results_path = run_dir / f"results.{mode_name}.json"
     samples_path = run_dir / f"samples.{mode_name}.jsonl"
-    _write_lines_atomic(samples_path, [r.to_json() for r in new_records])
+    write_lines_atomic(samples_path, [r.to_json() for r in new_records])
     write_json_atomic(results_path, result.to_dict())
     return Rescored(results_path, samples_path, result, int(changed), tuple(messages))
