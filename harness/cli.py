@@ -143,8 +143,16 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="run a trainer plugin (trl_sft, curiosity_grpo, ...) from a YAML config",
         description="Run a trainer registered through harness_register_trainers; `harness plugins` "
         "lists them. Keys of --config and --set are validated against the trainer's config.",
+        epilog=_train_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--plugin", required=True, help="trainer name, e.g. trl_sft or curiosity_grpo")
+    p.add_argument("--plugin", default=None, help="trainer name, e.g. trl_sft or curiosity_grpo")
+    p.add_argument(
+        "--accelerate-config",
+        default=None,
+        metavar="NAME",
+        help="print the installed path of a shipped accelerate config (listed below) and exit",
+    )
     p.add_argument("--config", default=None, help="YAML mapping of config keys (optional)")
     p.add_argument(
         "--set",
@@ -156,12 +164,39 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def _train_epilog() -> str:
+    from .trainer import accelerate_configs
+
+    configs = accelerate_configs()
+    if not configs:
+        return ""
+    lines = ["accelerate configs shipped with the trainers (accelerate launch --config_file PATH):"]
+    lines += [f"  {name:<16} {path}" for name, path in configs.items()]
+    lines += [
+        "example:",
+        "  accelerate launch --config_file $(harness train --accelerate-config deepspeed_zero2) \\",
+        "    -m harness train --plugin trl_sft --config CONFIG.yaml",
+        "curiosity_grpo is single-process (it refuses a world size > 1).",
+    ]
+    return "\n".join(lines)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .plugins import Harness
-    from .trainer import load_config
+    from .trainer import accelerate_configs, load_config
 
+    if args.accelerate_config is not None:
+        configs = accelerate_configs()
+        if args.accelerate_config not in configs:
+            raise CliError(
+                f"--accelerate-config {args.accelerate_config!r}: unknown; shipped: {', '.join(configs) or 'none'}"
+            )
+        print(configs[args.accelerate_config])
+        return 0
+    if args.plugin is None:
+        raise CliError("--plugin is required (e.g. trl_sft or curiosity_grpo; `harness plugins` lists them)")
     harness = Harness()
     spec = harness.trainer(args.plugin)
     if args.config is not None and not Path(args.config).is_file():

@@ -117,6 +117,28 @@ def _yaml_number(value: Any, text: str) -> Any:
     return value
 
 
+def accelerate_configs() -> dict[str, Path]:
+    """The accelerate config files shipped with the trainer plugins: name -> installed path.
+
+    ``accelerate launch --config_file PATH -m harness train ...``; empty when the bundled plugins
+    (``harness_plugins``) are not installed.
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("harness_plugins")
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        return {}
+    roots = [Path(found.origin).parent] if found.origin else []
+    roots += [Path(p) for p in found.submodule_search_locations or ()]
+    for root in roots:
+        if (root / "accelerate").is_dir():
+            return {p.stem: p for p in sorted((root / "accelerate").glob("*.yaml"))}
+    return {}
+
+
 def load_config(spec: TrainerSpec, path: Path | None, overrides: Sequence[str] = ()) -> Any:
     """Read ``path`` (a YAML mapping, optional), apply ``--set`` overrides, build the config."""
     import yaml

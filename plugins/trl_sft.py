@@ -83,6 +83,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
     """Synthesize traces, run SFTTrainer, save model + processor to ``output_dir``."""
     try:
         import datasets
+        import torch
         from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ValueError(INSTALL_HINT) from exc
@@ -107,7 +108,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         save_strategy="no",
         report_to=[],
         bf16=False,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),  # accelerate places the model on each process's GPU
         seed=config.seed,
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
@@ -120,14 +121,18 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         data_collator=lambda batch: collate(processor, policy.pad_id, [rows[b["row"]] for b in batch]),
     )
     trainer.train()
+    # Under `accelerate launch` every process gets here; save_model writes on the main process only
+    # (and gathers ZeRO-3 / FSDP shards first, so every process must call it). Our own files are
+    # written by the main process alone, and the others wait until the checkpoint is complete.
     trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
-    history = trainer.state.log_history
-    (out / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
-    (out / "harness_train.json").write_text(
-        json.dumps({"trainer": "trl_sft", "config": asdict(config), "n_conversations": len(rows)}, indent=2),
-        encoding="utf-8",
-    )
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(out))
+        history = trainer.state.log_history
+        (out / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+        info = {"trainer": "trl_sft", "config": asdict(config), "n_conversations": len(rows)}
+        info["num_processes"] = trainer.accelerator.num_processes
+        (out / "harness_train.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()
     return out
 
 
