@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 INSTALL_HINT = "curiosity_grpo needs the train extra: pip install 'pixel-harness[hf,train]'"
 
 
+_PUBLISHED = CuriosityConfig()
+
+
 @dataclass
 class GRPOTrainConfig:
     """Config keys of ``harness train --plugin curiosity_grpo``; defaults = the published settings."""
@@ -76,13 +79,14 @@ class GRPOTrainConfig:
     temperature_first: float = 1.0
     temperature_later: float = 0.9
     top_p: float = 0.95
-    reward_form: RewardForm = "paper"
-    H: float = 0.3
-    alpha: float = 0.5
-    beta: float = 0.05
-    N: int = 1
-    c_image: float = 0.25 / 2.0
-    c_video: float = 0.25 / 1.5
+    # The curiosity constants, flat for YAML; defaults come from CuriosityConfig (one source).
+    reward_form: RewardForm = _PUBLISHED.form
+    H: float = _PUBLISHED.H
+    alpha: float = _PUBLISHED.alpha
+    beta: float = _PUBLISHED.beta
+    N: int = _PUBLISHED.N
+    c_image: float = _PUBLISHED.c_image
+    c_video: float = _PUBLISHED.c_video
     freeze_vision: bool = True
     device: str = "auto"
     seed: int = 0
