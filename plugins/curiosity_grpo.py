@@ -164,20 +164,33 @@ def collect(
     tools: Sequence[ToolSpec],
     config: RolloutConfig,
     generations: int,
+    concurrent: bool = False,
 ) -> list[Rollout]:
     """``generations`` rollouts of every sample through ``harness.rollout.rollout`` (run seeds
-    ``config.seed + k``), each with its final conversation; group id = the sample key."""
+    ``config.seed + k``), each with its final conversation; group id = the sample key.
+
+    ``concurrent`` runs the generations on one thread each, so that a policy that merges
+    concurrent calls (:class:`~harness_plugins.grpo_generation.Batched`) sees all the group's
+    episodes at once; every request keeps its own seed, so the rollouts are the same either way.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from harness.rollout import rollout, sample_seed
 
-    out = []
-    for k in range(generations):
+    def generation(k: int) -> list[Rollout]:
         run = dataclasses.replace(config, seed=config.seed + k)
+        out = []
         for rec in rollout([(spec, s) for s in samples], policy, tools, run):
             if not rec.trajectory.turns:  # media error: nothing was generated
                 continue
             messages = policy.conversation(rec.sample, sample_seed(run.seed, rec.sample.key))
             out.append(Rollout(spec, rec.sample.key, rec.sample, rec.trajectory, rec.score, messages))
-    return out
+        return out
+
+    if not concurrent or generations == 1:
+        return [r for k in range(generations) for r in generation(k)]
+    with ThreadPoolExecutor(generations, thread_name_prefix="grpo-generation") as pool:
+        return [r for part in pool.map(generation, range(generations)) for r in part]
 
 
 def grpo_loss(
@@ -322,7 +335,9 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
             run = dataclasses.replace(
                 rollout_config, seed=config.seed * 1_000_003 + step * config.num_generations
             )
-            rolls = collect(spec, batch, recorder, harness.tools, run, config.num_generations)
+            rolls = collect(
+                spec, batch, recorder, harness.tools, run, config.num_generations, config.use_vllm
+            )
             recorder.last.clear()
             entry = optimise(
                 model, processor, optimizer, scheduler, rolls, config, step, rollout_config.scoring

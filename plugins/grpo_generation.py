@@ -17,6 +17,10 @@ Three choices, with TRL's GRPO config names (``use_vllm``, ``vllm_mode``, ``vllm
   ``reset_prefix_cache``): TRL's server sync, which needs vLLM importable in the trainer's
   environment too and a CUDA device for the trained model.
 
+With vLLM the ``num_generations`` rollouts of a step run concurrently and their requests are
+merged into one engine call per round (:class:`Batched`), so the engine schedules the step's
+episodes together.
+
 The first sync, before the first rollout, pushes every parameter (so the engine starts from the
 trainer's weights even if it loaded another copy); later ones push only trainable parameters
 (a frozen vision tower does not change). The importance ratio of the loss is taken as 1: the
@@ -27,11 +31,11 @@ trainer's, and TRL's vLLM importance-sampling correction is not implemented here
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.policy import Policy
+from harness.policy import Policy, Reply, Request
 
 if TYPE_CHECKING:
     from .curiosity_grpo import GRPOTrainConfig
@@ -63,6 +67,27 @@ class Generator:
     def close(self) -> None:
         for closer in self.closers:
             closer()
+
+
+class Batched:
+    """A policy for concurrent callers: requests submitted together go to ``inner`` in one call.
+
+    The G generations of a step run on one thread each (``collect(concurrent=True)``); each
+    round's requests are queued and one worker thread (the batcher of ``harness serve``) hands
+    everything queued within ``window`` seconds to the engine at once, so vLLM schedules a
+    whole step's episodes together rather than ``prompts_per_step`` at a time. The engine is only
+    ever called from that one thread.
+    """
+
+    def __init__(self, inner: Policy, max_batch: int, window: float = 0.01) -> None:
+        from harness.serve import Batcher
+
+        self.name = inner.name
+        self.batcher = Batcher(inner, max_batch=max_batch, window=window)
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        futures = [self.batcher.submit(r) for r in requests]
+        return [f.result() for f in futures]
 
 
 def preflight(config: GRPOTrainConfig) -> None:
@@ -146,7 +171,9 @@ def server(config: GRPOTrainConfig, device: Any) -> Generator:
         client.init_communicator(device=device)
     except NotImplementedError as exc:  # TRL: the NCCL weight transfer needs a CUDA device
         raise ValueError(f"curiosity_grpo vllm_mode=server: {exc}") from None
-    options = OpenAIOptions(base_url=f"{base}/v1", concurrency=max(8, config.prompts_per_step))
+    options = OpenAIOptions(
+        base_url=f"{base}/v1", concurrency=max(8, config.prompts_per_step * config.num_generations)
+    )
     policy = OpenAIPolicy(client.model, options)
 
     def push(params: Iterator[tuple[str, Any]], metadata: list[tuple[str, str, list[int]]]) -> None:
@@ -160,8 +187,8 @@ def generator(config: GRPOTrainConfig, hf_policy: Policy, device: Any, seed: int
     """The rollout policy the config asks for (``hf_policy`` is the trained model's own backend)."""
     if not config.use_vllm:
         return Generator(hf_policy)
-    if config.vllm_mode == "colocate":
-        return colocate(config, seed)
-    if config.vllm_mode == "server":
-        return server(config, device)
+    if config.vllm_mode in ("colocate", "server"):
+        engine = colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)
+        engine.policy = Batched(engine.policy, config.prompts_per_step * config.num_generations)
+        return engine
     raise ValueError(f"curiosity_grpo: vllm_mode must be colocate or server, got {config.vllm_mode!r}")

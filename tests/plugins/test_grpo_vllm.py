@@ -162,6 +162,60 @@ def test_server_url(kw: dict[str, Any], url: str) -> None:
     assert server_url(GRPOTrainConfig(**kw)) == url
 
 
+class CountingPolicy:
+    """Records the size of every ``generate`` call; answers by seed."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def generate(self, requests: list[Request]) -> list[Reply]:
+        self.calls.append(len(requests))
+        return [Reply(_letter(r.sampling.seed)) for r in requests]
+
+
+def test_batched_merges_concurrent_callers_into_one_engine_call(harness_instance: Harness) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.data import load_samples
+    from harness.policy import Sampling
+
+    inner = CountingPolicy()
+    batched = generation.Batched(inner, max_batch=4, window=5.0)  # returns as soon as 4 are queued
+    sample = load_samples(harness_instance.task("vstar"), "synthetic", 1)[0]
+    barrier = threading.Barrier(2)
+
+    def call(seeds: tuple[int, int]) -> list[str]:
+        barrier.wait()
+        reqs = [Request([], Sampling(seed=s), sample, 0, s) for s in seeds]
+        return [r.text for r in batched.generate(reqs)]
+
+    with ThreadPoolExecutor(2) as pool:
+        texts = list(pool.map(call, [(0, 1), (2, 3)]))
+    assert inner.calls == [4]
+    assert texts == [[_letter(0), _letter(1)], [_letter(2), _letter(3)]]  # each caller its own replies
+
+
+def test_concurrent_generations_give_the_sequential_rollouts(harness_instance: Harness) -> None:
+    from harness.data import load_samples
+    from harness.limits import Limits
+    from harness.rollout import RolloutConfig
+    from harness_plugins.curiosity_grpo import Recorder, collect
+
+    spec = harness_instance.task("vstar")
+    samples = load_samples(spec, "synthetic", 3)
+    config = RolloutConfig(limits=Limits.parse(SMALL_LIMITS), batch_size=3, seed=11)
+    tools = harness_instance.tools
+    one_by_one = collect(spec, samples, Recorder(CountingPolicy()), tools, config, 6)
+    inner = CountingPolicy()
+    together = collect(spec, samples, Recorder(generation.Batched(inner, 18)), tools, config, 6, True)
+    assert [(r.group, r.trajectory, r.messages) for r in together] == [
+        (r.group, r.trajectory, r.messages) for r in one_by_one
+    ]
+    assert sum(inner.calls) == 18 and len({r.trajectory.turns[-1].reply for r in together}) > 1
+
+
 @needs_train
 def test_shipped_config_is_the_dataclass_defaults(harness_instance: Harness) -> None:
     from harness.trainer import load_config
