@@ -176,7 +176,8 @@ def _train_epilog() -> str:
         "example:",
         "  accelerate launch --config_file $(harness train --accelerate-config deepspeed_zero2) \\",
         "    -m harness train --plugin trl_sft --config CONFIG.yaml",
-        "curiosity_grpo is single-process (it refuses a world size > 1).",
+        "curiosity_grpo is single-process (it refuses a world size > 1); it scales its rollouts",
+        "through vLLM instead: --set use_vllm=true --set vllm_mode=colocate|server (README, Training).",
     ]
     return "\n".join(lines)
 

@@ -119,6 +119,9 @@ def vllm_client(base_url: str, group_port: int, timeout: float) -> Any:
         return VLLMClient(base_url=base_url, group_port=group_port, connection_timeout=timeout)
     except ImportError as exc:
         raise ValueError(SERVER_HINT) from exc
+    except OSError as exc:  # requests' ConnectionError: no server within the timeout
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"curiosity_grpo vllm_mode=server: {first}") from None
 
 
 def colocate(config: GRPOTrainConfig, seed: int) -> Generator:

@@ -217,6 +217,24 @@ def test_concurrent_generations_give_the_sequential_rollouts(harness_instance: H
 
 
 @needs_train
+def test_unreachable_server_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+    import trl.generation.vllm_client as trl_client
+
+    def refuse(**kw: Any) -> None:  # what VLLMClient raises when check_server times out
+        raise requests.ConnectionError(
+            f"The vLLM server can't be reached at {kw['base_url']} after 1 seconds."
+        )
+
+    monkeypatch.setattr(trl_client, "VLLMClient", refuse)
+    with pytest.raises(
+        ValueError, match=r"^curiosity_grpo vllm_mode=server: .*http://gpu7:9 after 1"
+    ) as info:
+        generation.vllm_client("http://gpu7:9", 51216, 1.0)
+    assert "\n" not in str(info.value)
+
+
+@needs_train
 def test_shipped_config_is_the_dataclass_defaults(harness_instance: Harness) -> None:
     from harness.trainer import load_config
 
