@@ -8,8 +8,8 @@ training transcripts and token ids would differ from ``harness eval``'s. So this
 loop (about 150 lines) around :func:`harness.rollout.rollout` itself, on ``accelerate``:
 
 1. **Rollout** = ``harness.rollout.rollout`` verbatim (same Episode, tools, limits, per-sample
-   seeds) with the model behind the hf eval backend (or vLLM, below), ``num_generations`` times per prompt
-   (run seeds ``base + k``); a thin policy wrapper sets the published sampling (temperature 1.0 on
+   seeds) with the model behind the hf eval backend (or vLLM, below), ``num_generations`` times
+   per prompt (run seeds ``base + k``); a thin policy wrapper sets the published sampling (temperature 1.0 on
    the first turn, 0.9 later, top-p 0.95) and records each episode's final conversation.
 2. **Reward** = the eval scorer (``score_trajectory``) + curiosity bonus + efficiency penalty
    (:mod:`harness_plugins.rewards`, paper or released form), groups keyed by the sample key.
