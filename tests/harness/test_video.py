@@ -9,23 +9,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from mvbench_reference import official_get_index
 from PIL import Image
 
 from harness.video import VideoError, read_frames, segment_indices
 
 BIG = 10**9
 STEP = 8  # grey level per frame number
-
-
-def official_get_index(
-    bound: tuple[float, float] | None, fps: float, max_frame: int, first_idx: int
-) -> list[int]:
-    """The MVBench notebook's ``get_index``, written out independently."""
-    start, end = bound if bound else (-100000, 100000)
-    start_idx = max(first_idx, round(start * fps))
-    end_idx = min(round(end * fps), max_frame)
-    seg_size = float(end_idx - start_idx) / 16
-    return [int(start_idx + (seg_size / 2) + np.round(seg_size * idx)) for idx in range(16)]
 
 
 def encode(path: Path, n: int, fps: int, codec: str = "libx264", size: tuple[int, int] = (64, 48)) -> Path:

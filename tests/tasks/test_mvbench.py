@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mvbench_reference import official_get_index
 from PIL import Image
 
 from harness.records import Sample
@@ -43,17 +44,6 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Sample]:
     return mvbench.synthesize(N, 0, tmp_path_factory.mktemp("mvbench"))
 
 
-def _official_get_index(
-    bound: tuple[float, float] | None, fps: float, max_frame: int, first_idx: int = 1
-) -> list[int]:
-    """Transcription of MVBench's ``get_index`` (numpy rounding) for comparison."""
-    start, end = bound if bound else (-100000, 100000)
-    start_idx = max(first_idx, round(start * fps))
-    end_idx = min(round(end * fps), max_frame)
-    seg_size = float(end_idx - start_idx) / 16
-    return [int(start_idx + (seg_size / 2) + np.round(seg_size * idx)) for idx in range(16)]
-
-
 def test_frame_indices_for_32_frames() -> None:
     assert mvbench.frame_indices(32) == [1, 3, 5, 7, 9, 11, 13, 15, 17, 18, 20, 22, 24, 26, 28, 30]
 
@@ -62,7 +52,7 @@ def test_frame_indices_for_32_frames() -> None:
 @pytest.mark.parametrize("bound", [None, (0.0, 5.0), (2.5, 30.0), (10.0, 20.5)])
 def test_frame_indices_match_the_official_rule(max_frame: int, bound: tuple[float, float] | None) -> None:
     got = mvbench.frame_indices(max_frame, bound=bound)
-    assert got == _official_get_index(bound, 3.0, max_frame)
+    assert got == official_get_index(bound, 3.0, max_frame, first_idx=1)
     assert len(got) == 16
     if bound is None or bound[0] * 3.0 < max_frame:  # a bound inside the video
         assert got == sorted(got) and got[0] >= 1 and got[-1] <= max_frame
