@@ -120,8 +120,9 @@ def vllm_client(base_url: str, group_port: int, timeout: float) -> Any:
     except ImportError as exc:
         raise ValueError(SERVER_HINT) from exc
     except OSError as exc:  # requests' ConnectionError: no server within the timeout
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"curiosity_grpo vllm_mode=server: {first}") from None
+        from harness.backends.options import first_line
+
+        raise ValueError(f"curiosity_grpo vllm_mode=server: {first_line(exc)}") from None
 
 
 def colocate(config: GRPOTrainConfig, seed: int) -> Generator:
@@ -190,8 +191,7 @@ def generator(config: GRPOTrainConfig, hf_policy: Policy, device: Any, seed: int
     """The rollout policy the config asks for (``hf_policy`` is the trained model's own backend)."""
     if not config.use_vllm:
         return Generator(hf_policy)
-    if config.vllm_mode in ("colocate", "server"):
-        engine = colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)
-        engine.policy = Batched(engine.policy, config.prompts_per_step * config.num_generations)
-        return engine
-    raise ValueError(f"curiosity_grpo: vllm_mode must be colocate or server, got {config.vllm_mode!r}")
+    preflight(config)  # a known vllm_mode, vLLM importable
+    engine = colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)
+    engine.policy = Batched(engine.policy, config.prompts_per_step * config.num_generations)
+    return engine

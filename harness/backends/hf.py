@@ -34,7 +34,7 @@ from ..policy import Policy, Reply, Request, Sampling
 from ..protocol import TOOL_END
 from . import BackendContext, BackendFactory
 from .chat import collect_media, finish_text
-from .options import MissingExtra, parse_options
+from .options import MissingExtra, first_line, parse_options
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "the hf backend needs torch and transformers: pip install 'pixel-harness[hf]'"
@@ -138,8 +138,7 @@ class HFPolicy:
                 source, dtype=dtype, trust_remote_code=options.trust_remote_code, **extra
             )
         except OSError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"hf: cannot load {model!r}: {first}") from exc
+            raise ValueError(f"hf: cannot load {model!r}: {first_line(exc)}") from exc
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
