@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, needs_train
 
 from harness.cli import main
 from harness.trainer import accelerate_configs

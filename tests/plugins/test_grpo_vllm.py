@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, needs_train
 
 import harness_plugins.curiosity_grpo as grpo
 import harness_plugins.grpo_generation as generation

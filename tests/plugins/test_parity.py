@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_LIMITS
+from train_support import SMALL_LIMITS
 
 from harness.cli import main
 from harness.data import load_samples
