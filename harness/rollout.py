@@ -58,7 +58,8 @@ def question_for(spec: TaskSpec, sample: Sample, mode: PromptMode) -> str:
 
 
 def make_episode(spec: TaskSpec, sample: Sample, tools: Sequence[ToolSpec], config: RolloutConfig) -> Episode:
-    """Open the sample's media and start its episode (raises MediaError on broken media)."""
+    """Open the sample's media and start its episode (raises MediaError on broken media, or whatever
+    resizing or prompt building raises; ``rollout`` records either as the sample's error)."""
     return Episode(
         sample,
         open_media(sample),
@@ -68,6 +69,13 @@ def make_episode(spec: TaskSpec, sample: Sample, tools: Sequence[ToolSpec], conf
         limits=config.limits,
         crop_dir=config.crop_dir,
     )
+
+
+def preparation_error(exc: BaseException) -> str:
+    """The recorded reason for a sample that could not be prepared (media, resize, prompt)."""
+    if isinstance(exc, MediaError):
+        return str(exc)
+    return f"could not prepare sample: {type(exc).__name__}: {exc}"
 
 
 def error_trajectory(spec: TaskSpec, sample: Sample, mode: PromptMode, reason: str) -> Trajectory:
@@ -121,8 +129,8 @@ def rollout(
                 break
             try:
                 episode = make_episode(spec, sample, tools, config)
-            except MediaError as exc:
-                traj = error_trajectory(spec, sample, config.mode, str(exc))
+            except Exception as exc:  # noqa: BLE001 (any preparation failure is this sample's error)
+                traj = error_trajectory(spec, sample, config.mode, preparation_error(exc))
                 yield SampleRecord(sample, traj, _score(config, spec, sample, traj))
                 continue
             active.append(_Slot(spec, sample, episode, sample_seed(config.seed, sample.key)))
