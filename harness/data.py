@@ -15,7 +15,9 @@
 
 A missing file, column or field is a :class:`DataError` naming the file, the row and the field.
 
-Media paths always resolve inside the sample's root: ``..`` or absolute escapes are refused.
+Media paths always resolve inside the sample's root (:func:`harness.confine.confined`): ``..``,
+absolute paths and symlinks that lead out of it are refused, the frame files of a frame folder
+included; the resolved path is what gets opened.
 Images larger than :data:`MAX_IMAGE_PIXELS` (decompression bombs) are refused before decoding.
 A video sample with one media path that is a video file or a frame folder is decoded to
 ``metadata["num_segments"]`` (16) frames by :mod:`harness.video`, within ``metadata["bound"]``
@@ -35,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .confine import PathEscape, confined
 from .records import Sample
 from .task import TaskSpec
 
@@ -200,13 +203,17 @@ def _check_row(path: Path, i: int, row: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- media
 
 
-def resolve_media(sample: Sample, rel: str) -> Path:
-    """Resolve one media path of ``sample`` inside its root, refusing escapes."""
-    root = Path(sample.root or ".").resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise MediaError(sample, "media", f"path {rel!r} escapes the data root {str(root)!r}")
-    return path
+def media_root(sample: Sample) -> Path:
+    """The folder ``sample``'s media paths are confined to (its ``root``, else the working directory)."""
+    return Path(sample.root or ".")
+
+
+def resolve_media(sample: Sample, rel: str, field: str = "media") -> Path:
+    """Resolve one media path of ``sample`` inside its root, symlinks included; refuse escapes."""
+    try:
+        return confined(media_root(sample), rel)
+    except PathEscape as exc:
+        raise MediaError(sample, field, f"escapes the data root: {exc}") from None
 
 
 def _open_image(sample: Sample, field: str, path: Path, limit: int) -> Image:
@@ -243,7 +250,10 @@ def _open_video(sample: Sample, path: Path, limit: int) -> list[Image]:
             int(sample.metadata.get("num_segments", 16)),
             (float(bound[0]), float(bound[1])) if bound else None,
             max_pixels=limit,
+            root=media_root(sample),
         )
+    except PathEscape as exc:  # a frame file of the folder is a symlink out of the data root
+        raise MediaError(sample, "media[0]", f"escapes the data root: {exc}") from None
     except FileNotFoundError as exc:
         raise MediaError(sample, "media[0]", f"file not found: {exc.filename or exc}") from None
     except (VideoError, OSError, ValueError, SyntaxError) as exc:
@@ -263,10 +273,10 @@ def open_media(sample: Sample, *, max_pixels: int | None = None) -> list[Image]:
     if not sample.media:
         raise MediaError(sample, "media", "no image or video given")
     if sample.media_kind == "video" and len(sample.media) == 1:
-        path = resolve_media(sample, sample.media[0])
+        path = resolve_media(sample, sample.media[0], "media[0]")
         if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
             return _open_video(sample, path, limit)
     return [
-        _open_image(sample, f"media[{i}]", resolve_media(sample, rel), limit)
+        _open_image(sample, f"media[{i}]", resolve_media(sample, rel, f"media[{i}]"), limit)
         for i, rel in enumerate(sample.media)
     ]

@@ -25,6 +25,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .confine import PathEscape, confined
+
 if TYPE_CHECKING:
     from datasets import Dataset
 
@@ -142,9 +144,10 @@ def extract_zips(folder: Path) -> list[Path]:
             continue
         with zipfile.ZipFile(archive) as zf:
             for member in zf.namelist():
-                target = (root / member).resolve()
-                if not target.is_relative_to(root):
-                    raise HubError(f"{archive}: member {member!r} would be written outside {root}")
+                try:  # resolved through any symlink already in the folder
+                    confined(root, member)
+                except PathEscape:
+                    raise HubError(f"{archive}: member {member!r} would be written outside {root}") from None
             zf.extractall(root)
         marker.touch()
         done.append(archive)

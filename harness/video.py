@@ -16,6 +16,8 @@ A bound that lies partly outside the video gives indices outside it; they are cl
 first / last frame when read (the official code would fail there). The frame count of a file
 is the stream's ``frames`` field when the container has it, else the number of video packets.
 If decoding yields fewer frames than that, indices past the end show the last decoded frame.
+A frame file of a folder is opened only after it resolves inside the data root (or, without one,
+the folder itself): a symlink out of it is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .confine import confined
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -83,10 +87,15 @@ def read_frames(
     bound: tuple[float, float] | None = None,
     *,
     max_pixels: int,
+    root: Path | None = None,
 ) -> Frames:
-    """Sample ``num_segments`` frames of a video file, gif or frame folder (official rule)."""
+    """Sample ``num_segments`` frames of a video file, gif or frame folder (official rule).
+
+    With ``root``, every frame file of a folder is resolved (symlinks followed) and one that
+    leads out of ``root`` raises :class:`harness.confine.PathEscape` before it is opened.
+    """
     if path.is_dir():
-        return _read_folder(path, num_segments, bound, max_pixels)
+        return _read_folder(path, num_segments, bound, max_pixels, root or path)
     if not path.exists():
         raise FileNotFoundError(str(path))
     if path.suffix.lower() == ".gif":
@@ -94,7 +103,9 @@ def read_frames(
     return _read_av(path, num_segments, bound, max_pixels)
 
 
-def _read_folder(path: Path, num_segments: int, bound: tuple[float, float] | None, max_pixels: int) -> Frames:
+def _read_folder(
+    path: Path, num_segments: int, bound: tuple[float, float] | None, max_pixels: int, root: Path
+) -> Frames:
     from PIL import Image as PILImage
 
     total = sum(not name.startswith(".") for name in os.listdir(path))
@@ -103,7 +114,7 @@ def _read_folder(path: Path, num_segments: int, bound: tuple[float, float] | Non
     indices = _clamp(segment_indices(total, num_segments, bound, FOLDER_FPS, first_idx=1), 1, total)
     images = []
     for k in indices:
-        frame = path / f"{k:05d}.jpg"
+        frame = confined(root, path / f"{k:05d}.jpg")
         with PILImage.open(frame) as im:
             _check_size(im.width, im.height, max_pixels, str(frame))
             images.append(im.convert("RGB"))

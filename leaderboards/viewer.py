@@ -7,24 +7,37 @@ extracted answer, the gold and the score. Filters (task, correct / incorrect, to
 expand / collapse run in a few lines of inline JS. A sample counts as correct when its score is
 at least 0.5 (accuracy 1, or an ANLS match).
 
-Images are linked relative to the page (crops under the run folder, originals where the
-sample's ``root`` says) so pages stay small; ``embed=True`` puts them into the page as
-``data:`` URLs instead (crops as saved; originals downscaled), making it self-contained. All
-model and dataset text is HTML-escaped.
+Images are copied next to the page, into ``<page>_files/`` (crops as saved; originals as JPEG
+copies downscaled to at most 720 px a side) and linked relative to it, so a view folder can be
+moved or shared whole; ``embed=True`` puts the same images into the page as ``data:`` URLs
+instead, making it one self-contained file. All model and dataset text is HTML-escaped.
+
+Run folders are untrusted (they are shared, and ``samples.jsonl`` is plain text): a ``saved``
+crop name must resolve, symlinks included, inside the run folder's ``crops/``; an original
+image inside its sample's data root, and that root inside a trusted one (the harness cache,
+the run folder, or a ``data_roots`` folder the user names). Anything else is never read: the
+page shows a placeholder and one warning says how many references were refused. Originals are
+always decoded and re-encoded, so only pixels of a real image can reach a page.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
-import os
 import re
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.records import Observation, Turn
+from harness.confine import PathEscape, confined, within
+from harness.data import MAX_IMAGE_PIXELS, cache_dir
+from harness.records import Observation, Sample, Turn
 from harness.results import CROPS, SampleRecord
 
 from .analytics import crop_boxes, target_boxes
@@ -59,18 +72,20 @@ SCRIPT = """
 (function () {
   var samples = Array.prototype.slice.call(document.querySelectorAll("details.sample"));
   var task = document.getElementById("f-task"), outcome = document.getElementById("f-outcome"),
-      tools = document.getElementById("f-tools"), shown = document.getElementById("shown");
+      tools = document.getElementById("f-tools"), end = document.getElementById("f-end"),
+      shown = document.getElementById("shown");
   function apply() {
     var n = 0;
     samples.forEach(function (s) {
       var ok = (task.value === "" || s.dataset.task === task.value) &&
                (outcome.value === "" || s.dataset.correct === outcome.value) &&
-               (tools.value === "" || s.dataset.tools === tools.value);
+               (tools.value === "" || s.dataset.tools === tools.value) &&
+               (end.value === "" || s.dataset.end === end.value);
       s.hidden = !ok; if (ok) n++;
     });
     shown.textContent = n + " of " + samples.length + " samples";
   }
-  [task, outcome, tools].forEach(function (el) { el.addEventListener("change", apply); });
+  [task, outcome, tools, end].forEach(function (el) { el.addEventListener("change", apply); });
   document.getElementById("expand").addEventListener("click", function () {
     samples.forEach(function (s) { if (!s.hidden) s.open = true; }); });
   document.getElementById("collapse").addEventListener("click", function () {
@@ -79,6 +94,7 @@ SCRIPT = """
   if (q.get("task") !== null) task.value = q.get("task");
   if (q.get("correct") !== null) outcome.value = q.get("correct");
   if (q.get("tools") !== null) tools.value = q.get("tools");
+  if (q.get("end") !== null) end.value = q.get("end");
   if (q.get("open") === "1") samples.forEach(function (s) { s.open = true; });
   apply();
   document.body.setAttribute("data-ready", "1");
@@ -86,30 +102,170 @@ SCRIPT = """
 """
 
 
-class _Images:
-    """Turns an image file into an ``src``: a path relative to the page, or a data: URL."""
+END_LABELS = {
+    "answer": "answered",
+    "no_answer": "replied without an extractable answer",
+    "max_ops": "stopped at the tool-call limit",
+    "max_images": "stopped at the image limit",
+    "context": "stopped: context full",
+    "error": "error",
+}
 
-    def __init__(self, page_dir: Path, embed: bool) -> None:
-        self.page_dir = page_dir
-        self.embed = embed
 
-    def src(self, path: Path, *, thumbnail: bool = False) -> str | None:
-        if not path.is_file():
+def end_label(reason: object) -> str:
+    """What the page says about an episode's end reason (an unknown reason is shown as recorded)."""
+    return END_LABELS.get(str(reason), str(reason))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An image reference as the page shows it: an ``src``, or why there is none."""
+
+    src: str | None
+    why: str = ""
+
+
+@dataclass
+class Refused:
+    """File references a run folder made that the viewer did not follow (counted for one warning)."""
+
+    crops: int = 0  # a saved name that leads out of the run's crops/ folder
+    originals: int = 0  # an original image path that leads out of its sample's data root
+    untrusted: int = 0  # an original whose data root is not a trusted one
+
+    def message(self, roots: Sequence[Path]) -> str | None:
+        parts = []
+        if self.crops:
+            parts.append(f"{self.crops} crop name(s) leading out of the run folder's crops/")
+        if self.originals:
+            parts.append(f"{self.originals} original image path(s) leading out of their sample's data root")
+        if self.untrusted:
+            parts.append(
+                f"{self.untrusted} original image(s) outside the trusted data roots "
+                f"({', '.join(str(r) for r in roots)}, and each run folder; add a folder with --data_root DIR)"
+            )
+        if not parts:
             return None
-        if not self.embed:
-            rel = os.path.relpath(path.resolve(), self.page_dir.resolve())
-            return escape("/".join(quote(part) for part in Path(rel).parts))
-        if not thumbnail:
-            mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-            return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-        from PIL import Image
+        total = self.crops + self.originals + self.untrusted
+        return f"refused {total} file reference(s) from samples.jsonl (shown as placeholders): " + "; ".join(
+            parts
+        )
 
-        with Image.open(path) as opened:
-            thumb = opened.convert("RGB")
-        thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        buf = io.BytesIO()
-        thumb.save(buf, format="JPEG", quality=80)
-        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+class _Images:
+    """Turns the files a run's records name into ``src`` values, confined to where they may be.
+
+    Crops must resolve (symlinks included) inside the run folder's ``crops/``; originals inside
+    their sample's data root, and that root inside a trusted one (the harness cache, the run
+    folder, ``data_roots``). Without ``embed`` the files are copied next to the page
+    (``<page>_files/crops/`` as saved, ``<page>_files/originals/`` as downscaled JPEGs) and linked
+    relative to it, so a view folder can be moved or shared whole; with ``embed`` they become
+    ``data:`` URLs. Originals are always decoded and re-encoded, never copied as bytes.
+    """
+
+    def __init__(self, out: Path, embed: bool, data_roots: Sequence[Path] = ()) -> None:
+        self.out = out
+        self.embed = embed
+        self.roots = [cache_dir(), *data_roots]
+        self.refused = Refused()
+        self.run = Path(".")
+        self.files = out / "files"
+        self._done: dict[Path, str] = {}
+
+    def start_page(self, run: Path, page: Path) -> None:
+        """Images from here on belong to the run folder ``run``, shown on ``page``."""
+        self.run, self.files = run, page.with_name(f"{page.stem}_files")
+        self._done = {}
+
+    def _link(self, target: Path) -> str:
+        rel = target.relative_to(self.out)
+        return escape("/".join(quote(part) for part in rel.parts))
+
+    def crop(self, name: object) -> Shown:
+        if not isinstance(name, str) or not name:
+            self.refused.crops += 1
+            return Shown(None, "refused: not a file name")
+        try:
+            crops = confined(self.run, CROPS)
+            path = confined(crops, name)
+        except PathEscape:
+            self.refused.crops += 1
+            return Shown(None, "refused: leads out of the run folder")
+        if not path.is_file():
+            return Shown(None, "missing")
+        if path in self._done:
+            return Shown(self._done[path])
+        if self.embed:
+            mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+            src = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        else:
+            target = self.files / CROPS / path.relative_to(crops)
+            _copy_if_changed(path, target)
+            src = self._link(target)
+        self._done[path] = src
+        return Shown(src)
+
+    def original(self, sample: Sample) -> Shown:
+        rel = sample.media[0]
+        base = Path(sample.root) if isinstance(sample.root, str) and sample.root else self.run
+        try:
+            if not isinstance(rel, str):
+                raise PathEscape(f"media[0] is not a path: {rel!r}")
+            path = confined(base, rel)
+        except PathEscape:
+            self.refused.originals += 1
+            return Shown(None, "refused: leads out of the sample's data root")
+        if not within(path, [self.run, *self.roots]):
+            self.refused.untrusted += 1
+            return Shown(None, f"not shown: {path.parent} is not a trusted data root (--data_root)")
+        if not path.is_file():
+            return Shown(None, f"not found: {path}")
+        if path in self._done:
+            return Shown(self._done[path])
+        try:
+            data = _thumbnail(path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            return Shown(None, f"cannot decode {path}: {exc}")
+        if self.embed:
+            src = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+        else:
+            digest = hashlib.sha256(str(path).encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            target = self.files / "originals" / f"{digest}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            src = self._link(target)
+        self._done[path] = src
+        return Shown(src)
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if dst.is_file():
+        a, b = src.stat(), dst.stat()
+        if a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns:
+            return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def _thumbnail(path: Path) -> bytes:
+    """A JPEG of at most :data:`THUMB_SIDE` px a side; the pixel count is checked before decoding."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise ValueError(str(exc)) from None
+    with opened:
+        if opened.width * opened.height > MAX_IMAGE_PIXELS:
+            raise ValueError(f"{opened.width}x{opened.height} exceeds {MAX_IMAGE_PIXELS} pixels")
+        opened.draft("RGB", (THUMB_SIDE, THUMB_SIDE))
+        thumb = opened.convert("RGB")
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
 
 
 def _pct(v: float) -> str:
@@ -126,54 +282,57 @@ def _original(rec: SampleRecord, images: _Images) -> str:
     sample = rec.sample
     if sample.media_kind != "image" or not sample.media:
         return ""
-    path = Path(sample.root, sample.media[0]) if sample.root else Path(sample.media[0])
-    src = images.src(path, thumbnail=True)
-    if src is None:
-        return f'<p class="legend">original image not found: {escape(str(path))}</p>'
+    shown = images.original(sample)
+    if shown.src is None:
+        return f'<p class="legend">original image {escape(shown.why)}</p>'
     boxes = [_box_div(b, "target") for b in target_boxes(sample)]
     boxes += [_box_div(b, "crop") for b in crop_boxes(rec.trajectory)]
     legend = (
         '<p class="legend">green: annotated target · dashed orange: the model\'s crops</p>' if boxes else ""
     )
-    return f'<div class="frame"><img loading="lazy" src="{src}" alt="original image">{"".join(boxes)}</div>{legend}'
+    return (
+        f'<div class="frame"><img loading="lazy" src="{shown.src}" alt="original image">'
+        f"{''.join(boxes)}</div>{legend}"
+    )
 
 
-def _observation(obs: Observation, crops_dir: Path, images: _Images) -> str:
+def _observation(obs: Observation, images: _Images) -> str:
     if obs.kind == "error" or obs.error:
-        return f'<div class="error">execution error: <pre>{escape(obs.error or obs.text)}</pre></div>'
+        return f'<div class="error">execution error: <pre>{escape(str(obs.error or obs.text))}</pre></div>'
     what = f"frames {list(obs.frames)}" if obs.kind == "frames" else f"crop {list(obs.box or ())} px"
     pics = []
     for name in obs.saved:
-        src = images.src(crops_dir / name)
+        shown = images.crop(name)
         pics.append(
-            f'<img loading="lazy" src="{src}" alt="{escape(name)}">'
-            if src
-            else f"<code>{escape(name)} (missing)</code>"
+            f'<img loading="lazy" src="{shown.src}" alt="{escape(str(name))}">'
+            if shown.src
+            else f'<code class="placeholder">{escape(str(name))} ({escape(shown.why)})</code>'
         )
     if not obs.saved:
         pics.append('<span class="legend">(not saved: run with --log_crops to see it)</span>')
     return f'<div class="shown"><div class="legend">{escape(obs.tool)}: {escape(what)}</div>{"".join(pics)}</div>'
 
 
-def _turn(turn: Turn, crops_dir: Path, images: _Images) -> str:
+def _turn(turn: Turn, images: _Images) -> str:
     parts = [f'<div class="turn"><div class="legend">turn {turn.index + 1} · model</div>']
     parts.append(f"<pre>{escape(turn.reply)}</pre>")
     if turn.tool_call is not None:
         args = json.dumps(turn.tool_call.arguments, ensure_ascii=False)
         parts.append(f'<div class="call">tool call: {escape(turn.tool_call.name)} {escape(args)}</div>')
     if turn.observation is not None:
-        parts.append(_observation(turn.observation, crops_dir, images))
+        parts.append(_observation(turn.observation, images))
     parts.append("</div>")
     return "".join(parts)
 
 
-def sample_html(rec: SampleRecord, crops_dir: Path, images: _Images, *, show_system: bool = True) -> str:
+def sample_html(rec: SampleRecord, images: _Images, *, show_system: bool = True) -> str:
     """One sample as a ``<details>`` block with data attributes for the filters."""
     s, t, sc = rec.sample, rec.trajectory, rec.score
     correct = sc.score >= CORRECT_AT
     mark = '<span class="ok">✓</span>' if correct else '<span class="bad">✗</span>'
-    meta = f"{sc.metric} {sc.score:.2f} · ops {t.n_ops} · errors {t.n_errors} · end {t.end_reason}"
-    turns = "".join(_turn(turn, crops_dir, images) for turn in t.turns)
+    end = end_label(t.end_reason)
+    meta = f"{sc.metric} {sc.score:.2f} · ops {t.n_ops} · errors {t.n_errors} · end: {end}"
+    turns = "".join(_turn(turn, images) for turn in t.turns)
     extracted = "(none)" if sc.extracted is None else sc.extracted
     error = f'<p class="error">episode error: {escape(t.error)}</p>' if t.error else ""
     system = (
@@ -183,7 +342,7 @@ def sample_html(rec: SampleRecord, crops_dir: Path, images: _Images, *, show_sys
     )
     return (
         f'<details class="sample" id="{escape(rec.key)}" data-task="{escape(s.task)}" '
-        f'data-correct="{int(correct)}" data-tools="{int(t.n_ops > 0)}">'
+        f'data-correct="{int(correct)}" data-tools="{int(t.n_ops > 0)}" data-end="{escape(str(t.end_reason))}">'
         f'<summary>{mark} {escape(rec.key)}<span class="meta">{escape(meta)}</span></summary>'
         f"<p><b>Question</b></p><pre>{escape(s.question)}</pre>"
         f"<details><summary>prompt as sent</summary>{system}<pre>{escape(t.prompt)}</pre></details>"
@@ -193,37 +352,54 @@ def sample_html(rec: SampleRecord, crops_dir: Path, images: _Images, *, show_sys
     )
 
 
+def _unshowable(rec: SampleRecord, exc: Exception) -> str:
+    """A sample whose record is malformed (a tampered or broken file): one line instead of the page failing."""
+    key = escape(str(rec.key)) if isinstance(rec.sample.task, str) else "?"
+    return (
+        f'<details class="sample" id="{key}" data-task="{escape(str(rec.sample.task))}" data-correct="0" '
+        f'data-tools="0" data-end="error"><summary><span class="bad">✗</span> {key}'
+        f'<span class="meta">cannot be shown: {escape(f"{type(exc).__name__}: {exc}")}</span></summary></details>'
+    )
+
+
 def _options(values: list[tuple[str, str]]) -> str:
     return "".join(f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in values)
 
 
 def _order(rec: SampleRecord) -> tuple[str, int, str]:
     """Task, then numeric ids in numeric order, then the rest by name."""
-    sid = rec.sample.id
-    return (rec.sample.task, int(sid) if sid.isdigit() else -1, sid)
+    sid = str(rec.sample.id)
+    return (str(rec.sample.task), int(sid) if sid.isdigit() else -1, sid)
 
 
-def page_html(title: str, records: list[SampleRecord], crops_dir: Path, images: _Images) -> str:
+def _sample_or_note(rec: SampleRecord, images: _Images, show_system: bool) -> str:
+    try:
+        return sample_html(rec, images, show_system=show_system)
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type in the file
+        return _unshowable(rec, exc)
+
+
+def page_html(title: str, records: list[SampleRecord], images: _Images) -> str:
     """The whole viewer page for one run."""
-    tasks = sorted({r.sample.task for r in records})
+    tasks = sorted({str(r.sample.task) for r in records})
+    ends = sorted({str(r.trajectory.end_reason) for r in records})
     bar = (
         '<div class="bar">'
         f'<label>task <select id="f-task">{_options([("", "all"), *((t, t) for t in tasks)])}</select></label>'
         f'<label>outcome <select id="f-outcome">{_options([("", "all"), ("1", "correct"), ("0", "incorrect")])}</select></label>'
         f'<label>tool use <select id="f-tools">{_options([("", "all"), ("1", "used tools"), ("0", "no tools")])}</select></label>'
+        f'<label>end <select id="f-end">{_options([("", "all"), *((e, end_label(e)) for e in ends)])}</select></label>'
         '<button id="expand">expand all</button><button id="collapse">collapse all</button>'
         '<span id="shown" class="legend"></span></div>'
     )
-    systems = {r.trajectory.system for r in records}
+    systems = {str(r.trajectory.system) for r in records}
     shared = len(systems) == 1  # the usual case: show the (long) system message once
     top = (
         f"<details><summary>system message (every sample)</summary><pre>{escape(systems.pop())}</pre></details>"
         if shared
         else ""
     )
-    body = "\n".join(
-        sample_html(r, crops_dir, images, show_system=not shared) for r in sorted(records, key=_order)
-    )
+    body = "\n".join(_sample_or_note(r, images, not shared) for r in sorted(records, key=_order))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -241,12 +417,20 @@ def _page_name(folder: Path, used: set[str]) -> str:
     return f"{name}.html"
 
 
-def view(run_args: list[str], out: Path, *, embed: bool = False) -> list[Path]:
-    """Write one page per run (and ``index.html`` linking them); return the page paths."""
+def view(
+    run_args: list[str], out: Path, *, embed: bool = False, data_roots: Sequence[Path] = ()
+) -> list[Path]:
+    """Write one page per run (and ``index.html`` linking them); return the page paths.
+
+    Images are copied under ``out`` (or embedded); a file reference that leads out of the run
+    folder, out of a sample's data root, or into a data root that is neither the harness cache,
+    the run folder nor one of ``data_roots`` is not followed: the page shows a placeholder and
+    one :class:`ReportWarning` says how many were refused.
+    """
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} exists and is not a folder")
     loaded = Loaded()
-    images = _Images(out, embed)
+    images = _Images(out, embed, data_roots)
     pages: list[Path] = []
     used: set[str] = set()
     for path in expand_runs(run_args, loaded):
@@ -259,9 +443,13 @@ def view(run_args: list[str], out: Path, *, embed: bool = False) -> list[Path]:
             label = path.parent.name
         out.mkdir(parents=True, exist_ok=True)
         page = out / _page_name(path.parent, used)
+        images.start_page(path.parent, page)
         title = f"{label} — {samples_path(path)}"
-        page.write_text(page_html(title, list(records), path.parent / CROPS, images), encoding="utf-8")
+        page.write_text(page_html(title, list(records), images), encoding="utf-8")
         pages.append(page)
+    note = images.refused.message(images.roots)
+    if note is not None:
+        loaded.warn(note)
     if not pages:
         raise ReportError("no readable samples.jsonl among the runs given")
     links = "".join(f'<li><a href="{escape(p.name)}">{escape(p.stem)}</a></li>' for p in pages)

@@ -18,7 +18,7 @@ import hashlib
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.data import DataError, cache_dir
@@ -28,6 +28,7 @@ from harness.records import MediaKind, Sample
 from . import synthetic as syn
 
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-Z])[):.]\s?(.*?)\s*$")
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,5}")
 _GOLD_LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[.:)]\s*.*|\s+.*)?$", re.S)
 
 
@@ -176,12 +177,20 @@ def write_image_rows(ds: Any, out: Path, rows_file: str, image_dir: str) -> None
         if not image or not image.get("bytes"):
             raise DataError(f"{rows_file}: row {i}: field 'image' holds no image bytes")
         data = image["bytes"]
-        suffix = Path(image.get("path") or "").suffix.lower() or _sniff(data)
+        suffix = _suffix(image.get("path"), data)
         rel = f"{image_dir}/{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
         if not (out / rel).exists():
             syn.atomic_write_bytes(out / rel, data)
         rows.append({**row, "image": rel})
     syn.ensure_rows(target, rows, "jsonl")  # last: an interrupted conversion is redone
+
+
+def _suffix(name: object, data: bytes) -> str:
+    """The image file's suffix: the one its recorded name has when that is a plain short suffix
+    (``.png``, ``.jpeg``), else sniffed from the bytes. The name comes from the data file and is
+    never used as a path: files are named by content hash."""
+    suffix = PurePosixPath(name).suffix.lower() if isinstance(name, str) else ""
+    return suffix if _SUFFIX.fullmatch(suffix) else _sniff(data)
 
 
 def _sniff(data: bytes) -> str:
