@@ -10,7 +10,9 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import cast
 
+from .cli_support import EvalArgs, HarnessParser, closing_lines, default_run_dir, note, parse_limit
 from .limits import Limits
 
 EPILOG = (
@@ -23,6 +25,8 @@ class CliError(Exception):
 
 
 def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .data import DEFAULT_SYNTHETIC_SIZE
+
     p = sub.add_parser(
         "eval",
         help="evaluate a model with tool-enabled multi-turn scoring",
@@ -41,21 +45,61 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="synthetic",
         help="synthetic[:SEED] (default), hub[:mirror=DIR,tallyqa=DIR,...], parquet:PATH or jsonl:PATH",
     )
-    p.add_argument("--limit", type=int, default=None, help="first N samples of each task")
+    p.add_argument(
+        "--limit",
+        type=parse_limit,
+        default=None,
+        help="first N samples of each task; below 1, that fraction of each task (lm-eval's --limit 0.1) "
+        f"(default: all; {DEFAULT_SYNTHETIC_SIZE} for synthetic data)",
+    )
     p.add_argument("--seed", type=int, default=0, help="run seed (sampling, chance baselines)")
     p.add_argument("--prompt", default="vcot", choices=("vcot", "notool", "official"), help="prompt mode")
     p.add_argument(
-        "--limits", default="", help=f"episode limits key=value,... (keys: {', '.join(Limits.__slots__)})"
+        "--episode_limits",
+        default="",
+        help=f"episode limits key=value,... (keys: {', '.join(Limits.__slots__)})",
     )
+    p.add_argument("--limits", default=None, help="deprecated spelling of --episode_limits")
     p.add_argument(
         "--scoring", default="official", help="scoring mode (default: each task's official metric)"
     )
+    p.add_argument(
+        "--protocol",
+        default="crop_image_normalized",
+        choices=("crop_image_normalized", "crop_image"),
+        help="crop tool schema advertised: the released crop_image_normalized (default) or the "
+        "earlier crop_image (pixel-coordinate wording)",
+    )
     p.add_argument("--batch_size", type=int, default=8, help="episodes in flight at once")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top_p", type=float, default=1.0)
-    p.add_argument("--output_path", default=None, help="folder for results.json and samples.jsonl")
+    p.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: 0, greedy)"
+    )
+    p.add_argument("--top_p", type=float, default=None, help="nucleus sampling (default: 1.0)")
+    p.add_argument(
+        "--gen_kwargs",
+        default="",
+        metavar="K=V,...",
+        help="lm-eval style: temperature, top_p, max_new_tokens (or max_gen_toks), do_sample=false; "
+        "giving a key here and its own flag too is an error",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device of a local backend (hf: cpu, cuda, cuda:N; sets --model_args device) (default: auto)",
+    )
+    p.add_argument(
+        "--output_path",
+        "--output_dir",
+        default=None,
+        help="folder for results.json and samples.jsonl (default: a fresh runs/MODEL__TASKS__TIME folder)",
+    )
+    p.add_argument(
+        "--log_samples",
+        action="store_true",
+        help="accepted for lm-eval compatibility: every sample is always logged to samples.jsonl",
+    )
     p.add_argument("--log_crops", action="store_true", help="also save every crop/frame shown as a PNG")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output_path")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output_path (which it needs)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--shard",
@@ -67,41 +111,34 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .backends import parse_model_args
     from .evaluate import EvalConfig, evaluate, format_results
+    from .launch import accelerate_process, evaluate_launched
     from .plugins import Harness
 
-    if args.limit is not None and args.limit < 1:
-        raise CliError(f"--limit must be >= 1, got {args.limit}")
     if args.resume and not args.output_path:
-        raise CliError("--resume needs --output_path")
-    if args.log_crops and not args.output_path:
-        raise CliError("--log_crops needs --output_path")
-    model, limits_text = args.model, args.limits
-    if model is None:  # the embedded default: the real stack on a tiny random model (harness/tiny.py)
-        from .tiny import DEFAULT_MODEL, DEMO_MAX_NEW_TOKENS, DEMO_NOTE
-
-        model = DEFAULT_MODEL
-        if "max_new_tokens" not in limits_text:
-            limits_text = ",".join(filter(None, (f"max_new_tokens={DEMO_MAX_NEW_TOKENS}", limits_text)))
-        print(f"harness eval: {DEMO_NOTE}", file=sys.stderr)
+        raise CliError("--resume needs --output_path (the run folder to continue)")
     try:
-        limits = Limits.parse(limits_text)
-        model_args = parse_model_args(args.model_args)
+        resolved = EvalArgs(args)
+        limits = Limits.parse(resolved.limits_text)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    process = accelerate_process()  # None unless started by a multi-process launcher
+    if args.output_path is None and process is None:  # a run always leaves its files
+        args.output_path = str(default_run_dir(resolved.model, args.tasks))
+        note("eval", f"no --output_path: writing to {args.output_path}")
     config = EvalConfig(
         tasks=args.tasks,
-        model=model,
-        model_args=model_args,
+        model=resolved.model,
+        model_args=resolved.model_args,
         data=args.data,
         limit=args.limit,
         seed=args.seed,
         mode=args.prompt,
         limits=limits,
-        temperature=args.temperature,
-        top_p=args.top_p,
+        temperature=resolved.temperature,
+        top_p=resolved.top_p,
         scoring=args.scoring,
+        protocol=args.protocol,
         batch_size=args.batch_size,
         output_path=args.output_path,
         log_crops=args.log_crops,
@@ -109,9 +146,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         shard=args.shard,
     )
     harness = Harness()
-    from .launch import accelerate_process, evaluate_launched
-
-    process = accelerate_process()  # None unless started by a multi-process launcher
     if process is not None:
         merged = evaluate_launched(config, harness, process, show_progress=not args.no_progress)
         if merged is None:  # not the main process: its shard is written, the main one merges
@@ -121,7 +155,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate(config, harness, show_progress=not args.no_progress)
     print(format_results(result))
     if args.output_path:
-        print(f"\nwrote {args.output_path}/results.json and samples.jsonl")
+        print(closing_lines(args.output_path))
     return 0
 
 
@@ -421,10 +455,14 @@ def _cmd_export_lm_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Evaluate and train pixel-space reasoning VLMs."
+    from . import __version__
+
+    parser = HarnessParser(prog="harness", description="Evaluate and train pixel-space reasoning VLMs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True),
     )
-    sub = parser.add_subparsers(dest="command", required=True)
     _add_eval(sub)
     sub.add_parser("tasks", help="list tasks with subsets, metric, prompt modes and version")
     sub.add_parser("plugins", help="list plugins and the hooks each implements")
@@ -456,7 +494,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .plugins import PluginError, UnknownNameError
     from .results import RunDirError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's own parser: its usage, and the closest flag
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub_parser = sub.choices[args.command]
+        assert isinstance(sub_parser, HarnessParser)
+        sub_parser.unrecognized(extra)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -474,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("harness: interrupted; finished samples are kept (rerun with --resume)", file=sys.stderr)
+        out = getattr(args, "output_path", None)
+        where = f" in {out} (rerun with --resume --output_path {out})" if out else " (rerun with --resume)"
+        print(f"harness: interrupted; finished samples are kept{where}", file=sys.stderr)
         return 130
 
 

@@ -22,6 +22,7 @@ from .results import (
     CROPS,
     RESULTS,
     SAMPLES,
+    RunDirError,
     SampleRecord,
     SamplesWriter,
     prepare_run_dir,
@@ -29,8 +30,10 @@ from .results import (
     write_json_atomic,
 )
 from .rollout import RolloutConfig, rollout
+from .runlock import RunLock
 from .shard import Shard, fingerprint
 from .task import PromptMode, TaskSpec
+from .tools import tools_for_protocol
 
 PACKAGES = (
     "pixel-harness",
@@ -57,7 +60,7 @@ class EvalConfig:
     model: str
     model_args: dict[str, str] = field(default_factory=dict)
     data: str = "synthetic"
-    limit: int | None = None
+    limit: int | float | None = None  # below 1: that fraction of each task (lm-eval's --limit 0.1)
     seed: int = 0
     mode: PromptMode = "vcot"
     limits: Limits = Limits()
@@ -65,6 +68,7 @@ class EvalConfig:
     top_p: float = 1.0
     batch_size: int = 8
     scoring: str = "official"
+    protocol: str = "crop_image_normalized"  # crop tool schema (harness.tools.PROTOCOLS)
     output_path: str | None = None
     log_crops: bool = False
     resume: bool = False
@@ -105,6 +109,14 @@ def build_policy(harness: Harness, config: EvalConfig) -> Policy:
     )
 
 
+def load_limited(spec: TaskSpec, data: str, limit: int | float | None) -> list[Sample]:
+    """``--limit``: the first N samples, or below 1 that fraction of the task (rounded up, as lm-eval)."""
+    if limit is not None and limit < 1:
+        everything = load_samples(spec, data, None)
+        return everything[: math.ceil(round(len(everything) * limit, 9))]  # 0.7 * 10 is 7, not 8
+    return load_samples(spec, data, None if limit is None else int(limit))
+
+
 def evaluate(
     config: EvalConfig,
     harness: Harness | None = None,
@@ -113,7 +125,28 @@ def evaluate(
     show_progress: bool = True,
     policy: Policy | None = None,
 ) -> RunResult:
-    """Run an evaluation; with ``output_path`` every sample is on disk as soon as it finishes."""
+    """Run an evaluation; with ``output_path`` every sample is on disk as soon as it finishes.
+
+    The output folder is locked for the whole run (:class:`harness.runlock.RunLock`): a second
+    run, resume or merge into it is refused in one line naming this one, before writing anything.
+    """
+    if not config.output_path:
+        return _evaluate(config, harness, progress=progress, show_progress=show_progress, policy=policy)
+    out = Path(config.output_path)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--output_path {out} is a file; give a folder (it is created if missing)")
+    with RunLock(out, "eval"):
+        return _evaluate(config, harness, progress=progress, show_progress=show_progress, policy=policy)
+
+
+def _evaluate(
+    config: EvalConfig,
+    harness: Harness | None = None,
+    *,
+    progress: Callable[[int, int], Any] | None = None,
+    show_progress: bool = True,
+    policy: Policy | None = None,
+) -> RunResult:
     harness = harness or Harness()
     specs = harness.resolve_tasks(config.tasks)
     for spec in specs:
@@ -122,11 +155,12 @@ def evaluate(
                 f"task {spec.name} has no prompt mode {config.mode!r} (has {', '.join(spec.prompt_modes)})"
             )
     scoring = harness.scoring_mode(config.scoring)
+    tools = tools_for_protocol(harness.tools, config.protocol)
     shard = Shard.parse(config.shard) if config.shard else None
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
-    samples: dict[str, list[Sample]] = {s.name: load_samples(s, config.data, config.limit) for s in specs}
+    samples: dict[str, list[Sample]] = {s.name: load_limited(s, config.data, config.limit) for s in specs}
     if shard is not None:  # --limit first (the unsharded run's samples), then this shard's part
         samples = {name: shard.select(ss) for name, ss in samples.items()}
 
@@ -157,7 +191,7 @@ def evaluate(
     bar = _progress_bar(len(todo) + len(done), len(done), show_progress)
     total_score = sum(r.score.score for r in done)
     try:
-        for record in rollout(todo, policy, harness.tools, rconf):
+        for record in rollout(todo, policy, tools, rconf):
             if writer is not None:
                 writer.write(record)
             records.append(record)

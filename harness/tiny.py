@@ -38,12 +38,24 @@ from .protocol import (
 
 #: ``harness eval`` without ``--model``: the real hf stack on the tiny model, short replies.
 DEFAULT_MODEL = "hf:@tiny"
+#: The tiny model's reply length in ``harness eval``, however it is named (no ``--model``,
+#: ``hf:@tiny`` or ``hf:DIR`` of a ``make-tiny-model`` folder), unless the command line sets one.
 DEMO_MAX_NEW_TOKENS = 64
 DEMO_NOTE = (
-    f"no --model given: running the embedded tiny random-weight Qwen2.5-VL ({DEFAULT_MODEL}, "
-    f"max_new_tokens={DEMO_MAX_NEW_TOKENS} unless --limits sets it). It checks the real model stack end "
-    "to end; its replies are noise and its scores mean nothing."
+    f"running the tiny random-weight Qwen2.5-VL (max_new_tokens={DEMO_MAX_NEW_TOKENS} unless "
+    "--episode_limits or --gen_kwargs sets it). It checks the real model stack end to end; its replies "
+    "are noise and its scores mean nothing."
 )
+
+
+def is_tiny_model(model: str) -> bool:
+    """``hf:@tiny``, or ``hf:DIR`` where DIR was built by :func:`build_tiny_model`."""
+    prefix, _, name = model.partition(":")
+    if prefix != "hf" or not name:
+        return False
+    return name == "@tiny" or (Path(name).expanduser() / "harness_tiny.json").is_file()
+
+
 TINY_VERSION = 1  # bump when the architecture, tokenizer or template changes (new cache folder)
 VOCAB_SIZE = 1024
 #: Qwen2.5's special tokens; ``<tool_call>`` / ``</tool_call>`` are added but not special, so they
