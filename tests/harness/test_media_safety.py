@@ -1,5 +1,7 @@
-"""Image safety through a full ``harness eval`` run: a path escape, a decompression bomb, a corrupt
-and a missing image each end as that sample's recorded error in samples.jsonl; the run goes on."""
+"""Image safety through a full ``harness eval`` run: a path escape (``..``, absolute, a symlink
+out of the data root, a frame folder whose frame is such a symlink), a decompression bomb, a
+corrupt and a missing image each end as that sample's recorded error in samples.jsonl; the run
+goes on and the other samples are scored."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from PIL import Image
 from harness import cli
 from harness import data as harness_data
 from harness.data import MediaError, open_media
-from harness.records import Sample
+from harness.records import MediaKind, Sample
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -32,8 +34,9 @@ def png_claiming(width: int, height: int) -> bytes:
     )
 
 
-def _sample(sid: str, media: str, root: Path) -> Sample:
+def _sample(sid: str, media: str, root: Path, kind: MediaKind = "image") -> Sample:
     return Sample(
+        media_kind=kind,
         task="vstar",
         id=sid,
         question="What is the colour of the cup?",
@@ -53,21 +56,31 @@ def data_dir(tmp_path: Path) -> Path:
     (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     (root / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
     (tmp_path / "outside.jpg").write_bytes((root / "good.jpg").read_bytes())
+    (root / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    frames = root / "frames"
+    frames.mkdir()
+    (frames / "00001.jpg").symlink_to(tmp_path / "outside.jpg")
+    for k in (2, 3):
+        (frames / f"{k:05d}.jpg").write_bytes((root / "good.jpg").read_bytes())
     cases = [
-        ("good1", "good.jpg"),
-        ("escape_dotdot", "../outside.jpg"),
-        ("escape_absolute", str(tmp_path / "outside.jpg")),
-        ("bomb", "bomb.png"),
-        ("corrupt", "corrupt.jpg"),
-        ("missing", "gone.jpg"),
-        ("good2", "good.jpg"),
+        ("escape_symlink", "link.jpg", "image"),
+        ("escape_frame_symlink", "frames", "video"),
+        ("good1", "good.jpg", "image"),
+        ("escape_dotdot", "../outside.jpg", "image"),
+        ("escape_absolute", str(tmp_path / "outside.jpg"), "image"),
+        ("bomb", "bomb.png", "image"),
+        ("corrupt", "corrupt.jpg", "image"),
+        ("missing", "gone.jpg", "image"),
+        ("good2", "good.jpg", "image"),
     ]
-    lines = [json.dumps(_sample(sid, media, root).to_dict()) for sid, media in cases]
+    lines = [json.dumps(_sample(sid, media, root, kind).to_dict()) for sid, media, kind in cases]
     (root / "samples.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
 
 EXPECTED_ERRORS = {
+    "escape_symlink": "vstar/escape_symlink: media[0]: escapes the data root: path 'link.jpg' leaves",
+    "escape_frame_symlink": "vstar/escape_frame_symlink: media[0]: escapes the data root:",
     "escape_dotdot": "escapes the data root",
     "escape_absolute": "escapes the data root",
     "bomb": "decompression bomb",
@@ -100,7 +113,9 @@ def test_bad_media_are_recorded_per_sample_and_the_run_goes_on(data_dir: Path, t
         assert rows[sid]["score"]["score"] == 0.0
     assert rows["good1"]["score"]["score"] == rows["good2"]["score"]["score"] == 1.0
     result = json.loads((tmp_path / "run" / "results.json").read_text())["results"]["vstar"]
-    assert result["n"] == 7 and result["tool_stats"]["sample_error_rate"] == pytest.approx(5 / 7)
+    assert result["n"] == 9 and result["tool_stats"]["sample_error_rate"] == pytest.approx(7 / 9)
+    for sid in ("escape_symlink", "escape_frame_symlink"):
+        assert "outside.jpg" in rows[sid]["trajectory"]["error"]  # names where the link leads
 
 
 def test_an_image_over_the_limit_is_refused_before_decoding(
@@ -124,3 +139,47 @@ def test_bomb_messages_name_sample_field_and_file(data_dir: Path, media: str, ma
     limit = 100 if media == "good.jpg" else None
     with pytest.raises(MediaError, match=match):
         open_media(_sample("x", media, data_dir), max_pixels=limit)
+
+
+def test_symlinks_that_stay_inside_the_data_root_are_followed(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "shared").mkdir(parents=True)
+    Image.new("RGB", (32, 24), (10, 200, 30)).save(root / "shared" / "frame.jpg")
+    (root / "alias.jpg").symlink_to(root / "shared" / "frame.jpg")
+    frames = root / "clip"
+    frames.mkdir()
+    for k in (1, 2, 3):
+        (frames / f"{k:05d}.jpg").symlink_to(Path("..") / "shared" / "frame.jpg")
+    (image,) = open_media(_sample("alias", "alias.jpg", root))
+    assert image.size == (32, 24)
+    video = open_media(_sample("clip", "clip", root, "video"))
+    assert len(video) == 16 and all(im.size == (32, 24) for im in video)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_symlink_loop_is_a_media_error(tmp_path: Path, kind: MediaKind) -> None:
+    root = tmp_path / "data"
+    folder = root / "clip"
+    folder.mkdir(parents=True)
+    (folder / "00001.jpg").symlink_to(folder / "00001.jpg")
+    (root / "loop.jpg").symlink_to(root / "loop.jpg")
+    media = "clip" if kind == "video" else "loop.jpg"
+    with pytest.raises(MediaError, match=r"vstar/x: media\[0\]: escapes the data root: .* cannot be resolved"):
+        open_media(_sample("x", media, root, kind))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("img/a.PNG", ".png"),
+        ("a.jpeg", ".jpeg"),
+        ("../../../x.png/../evil", ".jpg"),  # no usable suffix: sniffed from the bytes
+        ("x.png\n", ".jpg"),
+        ("x." + "a" * 40, ".jpg"),
+        (None, ".jpg"),
+    ],
+)
+def test_hub_image_names_only_lend_a_plain_suffix(name: str | None, expected: str) -> None:
+    from harness_tasks.formats import _suffix
+
+    assert _suffix(name, b"\xff\xd8\xff\xe0rest") == expected
