@@ -90,19 +90,28 @@ class Episode:
         self.system = system_prompt(list(tools)) if mode == "vcot" else SYSTEM_PROMPT
         self.prompt = user_text(question, mode)
 
+        # Two copies of every image, as in the released evaluation: the one the tools hold (crops
+        # are cut from it; its size is the text of a tool result) and the one the model is shown,
+        # resized once more into the engine's min_pixels..max_pixels (see harness/limits.py).
         self.frames: list[Image.Image] = []
         self._seen: list[SeenImage] = []
+        self._shown: list[Image.Image] = []
+        self.shown_sizes: list[tuple[int, int]] = []
         parts: list[dict[str, Any]] = []
         if sample.media_kind == "video":
             self.frames = [
                 resize_to_budget(f, limits.frame_min_pixels, limits.frame_max_pixels) for f in media
             ]
-            parts.append({"type": "video", "video": list(self.frames)})
+            shown_frames = [self._show(f) for f in self.frames]
+            self.shown_sizes = [f.size for f in shown_frames]
+            parts.append({"type": "video", "video": shown_frames})
         else:
             for k, img in enumerate(media):
-                shown = resize_to_budget(img, limits.min_pixels, limits.max_pixels)
-                self._seen.append(SeenImage(shown, "input", (0.0, 0.0, 1.0, 1.0) if k == 0 else None))
-                parts.append({"type": "image", "image": shown})
+                source = resize_to_budget(img, limits.source_min_pixels, limits.source_max_pixels)
+                self._seen.append(SeenImage(source, "input", (0.0, 0.0, 1.0, 1.0) if k == 0 else None))
+                self._shown.append(self._show(source))
+                parts.append({"type": "image", "image": self._shown[-1]})
+            self.shown_sizes = [im.size for im in self._shown]
         parts.append({"type": "text", "text": self.prompt})
         self.messages: list[Message] = [
             {"role": "system", "content": [{"type": "text", "text": self.system}]},
@@ -113,8 +122,13 @@ class Episode:
 
     @property
     def images(self) -> list[Image.Image]:
-        """Every image shown as an image part so far (inputs, crops, selected frames), in order."""
-        return [s.image for s in self._seen]
+        """Every image shown as an image part so far (inputs, crops, selected frames), in order,
+        as the model was shown them (after the engine's pixel bounds)."""
+        return list(self._shown)
+
+    def _show(self, image: Image.Image) -> Image.Image:
+        """``image`` as the serving engine's processor would show it (``min_pixels``..``max_pixels``)."""
+        return resize_to_budget(image, self.limits.min_pixels, self.limits.max_pixels)
 
     @property
     def n_slots(self) -> int:
@@ -185,6 +199,7 @@ class Episode:
             n_errors=self.n_errors,
             last_op_failed=self.last_op_failed,
             error=self.error,
+            shown_sizes=tuple(self.shown_sizes),
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -243,14 +258,21 @@ class Episode:
             return obs
         first = self.n_slots + 1
         single = len(new) == 1
+        shown = [self._show(img) for img in new]
         for k, img in enumerate(new):
             # selected frames show frames[k]; a single crop shows (part of) frames[0] when set
             frame = obs.frames[k] if len(obs.frames) == len(new) else None
             self._seen.append(SeenImage(img, obs.kind, obs.box_in_original if single else None, frame))
+        self._shown += shown
         saved = self._save(index, new)
-        obs = dataclasses.replace(obs, images=tuple(range(first, first + len(new))), saved=saved)
+        obs = dataclasses.replace(
+            obs,
+            images=tuple(range(first, first + len(new))),
+            saved=saved,
+            shown_sizes=tuple(im.size for im in shown),
+        )
         content: list[dict[str, Any]] = [{"type": "text", "text": result.text}]
-        content += [{"type": "image", "image": img} for img in new]
+        content += [{"type": "image", "image": img} for img in shown]
         self.messages.append({"role": "user", "content": content})
         return obs
 

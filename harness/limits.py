@@ -14,9 +14,19 @@ PATCH = 28  # Qwen2.5-VL resize factor (14 px patches merged 2x2)
 class Limits:
     """Bounds of one episode.
 
-    ``min_pixels``/``max_pixels`` bound every input image (Qwen2.5-VL smart-resize semantics);
-    the resized image is what the model sees and what crops are cut from. Crops are resized into
-    ``crop_min_pixels``..``crop_max_pixels``; video frames are bounded by ``frame_max_pixels``.
+    Pixel budgets (Qwen2.5-VL smart-resize semantics, factor 28), as in the released evaluation:
+
+    - ``source_min_pixels``..``source_max_pixels`` (256..8000 * 28*28): each input image as the
+      tools see it. Crops are cut from this copy (the released ``eval_minpixel``/``eval_maxpixel``).
+    - ``crop_min_pixels``..``crop_max_pixels`` (256..5120 * 28*28): a crop is resized into this
+      range; its size is the ``Image Size: WxH`` text, and crops of crops are cut from it.
+    - ``frame_min_pixels``..``frame_max_pixels`` (4..512 * 28*28): each video frame (qwen_vl_utils'
+      ``fetch_video`` with ``max_pixels=512*28*28``); its size is the ``Frame Size`` text.
+    - ``min_pixels``..``max_pixels`` (512..5120 * 28*28): the serving engine's processor bounds
+      (the released ``MIN_PIXELS``/``MAX_PIXELS``). Every image of the conversation (inputs, crops,
+      video frames, selected frames) is resized into this range once more before the model sees
+      it, as the released vLLM engine's processor did; the episode does it, so backends send the
+      images as they are.
     """
 
     max_ops: int = 4
@@ -25,6 +35,8 @@ class Limits:
     max_new_tokens: int = 2048
     min_pixels: int = 512 * PATCH * PATCH
     max_pixels: int = 5120 * PATCH * PATCH
+    source_min_pixels: int = 256 * PATCH * PATCH
+    source_max_pixels: int = 8000 * PATCH * PATCH
     crop_min_pixels: int = 256 * PATCH * PATCH
     crop_max_pixels: int = 5120 * PATCH * PATCH
     frame_min_pixels: int = 4 * PATCH * PATCH
@@ -41,6 +53,10 @@ class Limits:
                 raise ValueError(f"limit {f.name} must be >= 0, got {value}")
         if self.min_pixels > self.max_pixels:
             raise ValueError("limit min_pixels must not exceed max_pixels")
+        if self.source_min_pixels > self.source_max_pixels:
+            raise ValueError("limit source_min_pixels must not exceed source_max_pixels")
+        if self.frame_min_pixels > self.frame_max_pixels:
+            raise ValueError("limit frame_min_pixels must not exceed frame_max_pixels")
         if self.crop_min_pixels > self.crop_max_pixels:
             raise ValueError("limit crop_min_pixels must not exceed crop_max_pixels")
 

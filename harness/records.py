@@ -138,7 +138,9 @@ class Observation(_Record):
     ``box_norm`` the same box as fractions of that image, and ``box_in_original`` as fractions of
     the sample's first image when the crop chain leads back to it (used for IoU with targets).
     ``images`` are the 1-based indices the new images got in the conversation; ``saved`` their
-    file names when crops are logged.
+    file names when crops are logged. ``size`` is the size the tool reports in its text;
+    ``shown_sizes`` the (width, height) of each new image as the model was shown it, after the
+    engine's pixel bounds (empty in records written before it existed).
     """
 
     kind: ObservationKind
@@ -153,6 +155,7 @@ class Observation(_Record):
     images: tuple[int, ...] = ()
     saved: tuple[str, ...] = ()
     error: str | None = None
+    shown_sizes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,11 @@ class Turn(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Trajectory(_Record):
-    """A finished episode: the prompt as sent, every turn, and why it ended."""
+    """A finished episode: the prompt as sent, every turn, and why it ended.
+
+    ``shown_sizes`` is the (width, height) of each image of the first user turn as the model was
+    shown it (for a video, each frame); later images are in their turn's ``Observation``.
+    """
 
     task: str
     sample_id: str
@@ -185,6 +192,7 @@ class Trajectory(_Record):
     n_errors: int = 0
     last_op_failed: bool = False
     error: str | None = None
+    shown_sizes: tuple[tuple[int, int], ...] = ()
 
     @property
     def used_tools(self) -> bool:

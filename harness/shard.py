@@ -139,6 +139,7 @@ def fingerprint(config: Mapping[str, Any], versions: Mapping[str, int]) -> dict[
         "seed": config.get("seed"),
         "sampling": {"temperature": config.get("temperature"), "top_p": config.get("top_p")},
         "scoring": config.get("scoring"),
+        "protocol": config.get("protocol", "crop_image_normalized"),
         "data": data_revision(str(config.get("data", "synthetic"))),
     }
     text = json.dumps(fields, sort_keys=True, ensure_ascii=True, default=str)

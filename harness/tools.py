@@ -20,12 +20,16 @@ code has a message for the case, the same text is used.
   trained with, kept on purpose. ``Observation.images`` always records slot numbers.
 - ``target_frames`` index the video's own frames (1-based, at most ``max_frames_per_call``);
   0 and negatives are out of range (released: wrapped). Selected frames are shown as the model saw
-  them in the video (no second resize, as in the released eval). The released training-time
+  the tools hold the video's frames (no resize by the tool, as in the released eval). The released training-time
   "controlled rectify" (randomly trimming an over-long selection) is deliberately not reproduced:
-  more than 8 frames is always an error.
+  more than 8 frames is always an error. The ``Frame Size`` text is the size of the video's frames
+  as the tools hold them (bounded to ``frame_max_pixels``); the episode shows them to the model at
+  the engine's bounds like every other image.
 - ``target_image`` accepts integral floats (the schema says "number"); anything else is an error.
 
-Crops are cut from the image *as the model saw it*; ``box`` is in its pixels, ``box_norm`` is that
+Crops are cut from the image as the tools hold it (an input image bounded to
+``source_min_pixels``..``source_max_pixels``, a crop at its ``Image Size``, a frame at its
+``Frame Size``), not from the engine's copy the model is shown; ``box`` is in its pixels, ``box_norm`` is that
 pixel box divided by its size, and ``box_in_original`` maps it back (through crops of crops) to
 fractions of the sample's first image when the chain starts there.
 """
@@ -154,14 +158,15 @@ def crop_image_normalized(
     The values are fractions of the image when all four are < 1, else pixels of this image (so
     [0, 0, 1, 1] means one pixel). The box is padded by ``padding`` (a fraction of the size) on each
     side, clamped to [0, 1] and rounded to pixels as PIL does; the crop must be larger than
-    ``min_side`` in both dimensions.
+    ``min_side`` in both dimensions. A list longer than four (e.g. a fifth "label" value) uses its
+    first four, as the released code (which indexes ``bbox_2d[0..3]``) does.
     """
-    if not isinstance(bbox_2d, (list, tuple)) or len(bbox_2d) != 4:
+    if not isinstance(bbox_2d, (list, tuple)) or len(bbox_2d) < 4:
         raise ToolError(
             f"Execution Error: `bbox_2d` must be a list of 4 numbers [x1, y1, x2, y2], got {_short(bbox_2d)}."
         )
     try:
-        vals = [_number(v) for v in bbox_2d]
+        vals = [_number(v) for v in bbox_2d[:4]]
     except (TypeError, ValueError, OverflowError):
         raise ToolError(
             "Execution Error: `bbox_2d` must contain 4 finite numbers [x1, y1, x2, y2], "
@@ -326,7 +331,15 @@ def compose_box(outer: Box, inner: Box) -> Box:
 
 def run_crop(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     """``crop_image_normalized(bbox_2d, target_image)`` on the conversation's image slots."""
-    tool = "crop_image_normalized"
+    return _crop(args, ctx, "crop_image_normalized")
+
+
+def run_crop_image(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    """The same crop advertised under the earlier name ``crop_image`` (``--protocol crop_image``)."""
+    return _crop(args, ctx, "crop_image")
+
+
+def _crop(args: dict[str, Any], ctx: ToolContext, tool: str) -> ToolResult:
     tgt = _index(_arg(args, "target_image", tool))
     bbox = _arg(args, "bbox_2d", tool)
     source = _resolve_target(tgt, ctx)
@@ -412,11 +425,53 @@ SELECT_FRAMES_SCHEMA: dict[str, Any] = {
     },
 }
 
+# Verbatim: the earlier schema, advertised as ``crop_image`` with pixel-coordinate wording. It is
+# commented out above CropImageNormalized in the released experience_maker.py (description and
+# bbox_2d wording) and is the schema the verl-tool port still renders into its system prompt.
+CROP_IMAGE_SCHEMA: dict[str, Any] = {
+    "name": "crop_image",
+    "description": "Zoom in on the image based on the bounding box coordinates.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "bbox_2d": {
+                "type": "array",
+                "description": "coordinates for bounding box of the area you want to zoom in. "
+                "minimum value is 0 and maximum value is the width/height of the image.",
+                "items": {"type": "number"},
+            },
+            "target_image": {
+                "type": "number",
+                "description": "The index of the image to crop. Index from 1 to the number of images. "
+                "Choose 1 to operate on original image.",
+            },
+        },
+        "required": ["bbox_2d", "target_image"],
+    },
+}
+
 CROP_TOOL = ToolSpec("crop_image_normalized", CROP_SCHEMA, ("image", "video"), run_crop)
+CROP_IMAGE_TOOL = ToolSpec("crop_image", CROP_IMAGE_SCHEMA, ("image", "video"), run_crop_image)
 SELECT_FRAMES_TOOL = ToolSpec(
     "select_frames", SELECT_FRAMES_SCHEMA, ("video",), run_select_frames, media_error=SELECT_ON_IMAGE
 )
 BUILTIN_TOOLS: tuple[ToolSpec, ...] = (CROP_TOOL, SELECT_FRAMES_TOOL)
+
+
+#: ``--protocol`` choices: the tool schema advertised for cropping. ``crop_image_normalized`` is the
+#: released schema (since June 2025); ``crop_image`` the earlier one (same arithmetic: fractions when
+#: all four values are < 1, else pixels of the image being cropped).
+PROTOCOLS: tuple[str, ...] = ("crop_image_normalized", "crop_image")
+DEFAULT_PROTOCOL = "crop_image_normalized"
+
+
+def tools_for_protocol(tools: Sequence[ToolSpec], protocol: str) -> list[ToolSpec]:
+    """``tools`` with the crop tool advertised as ``protocol`` says (order kept)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if protocol == DEFAULT_PROTOCOL:
+        return list(tools)
+    return [CROP_IMAGE_TOOL if t.name == CROP_TOOL.name else t for t in tools]
 
 
 @hookimpl

@@ -6,8 +6,10 @@ bounds default to a range wide enough (``min_pixels=3136``, ``max_pixels=1284505
 resizes them again (a warning says so if it ever does). Requests are generated in batches of
 ``batch_size`` with left padding. Decoding uses only the request's parameters (greedy when
 ``temperature`` is 0; the checkpoint's own repetition penalty or top-k are not applied), so hf
-and vLLM decode alike. Generation stops at an end-of-turn string (removed from the reply) or
-right after ``</tool_call>`` (kept). Each reply records its prompt and completion tokens and the
+and vLLM decode alike. Generation stops only at an end-of-turn string (``<|im_end|>``,
+``<|endoftext|>``; removed from the reply), as in the released evaluation: ``</tool_call>`` is not a
+stop, so text after it makes the reply a final answer (``stop_at_tool_call=true`` ends the turn
+right after it instead). Each reply records its prompt and completion tokens and the
 wall time of the batch it was generated in.
 
 A bad request never stops the run: a conversation the processor cannot encode becomes that
@@ -53,7 +55,7 @@ class HFOptions:
     max_pixels: int | None = 16384 * 28 * 28
     video_fps: float = 2.0  # frame rate the processor assumes for a frame list (qwen-vl-utils' default)
     batch_size: int | None = None  # rows per generate call (default: 8 on CUDA, 1 on CPU)
-    stop_at_tool_call: bool = True  # end the turn right after </tool_call>
+    stop_at_tool_call: bool = False  # true: end the turn right after </tool_call> (not as released)
     seeded_sampling: bool = True  # temperature > 0: one generate call per request, seeded by it
     trust_remote_code: bool = False
 

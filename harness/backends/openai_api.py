@@ -14,10 +14,18 @@ unknown model, rejected key) stops the run at once with one line. The API key is
 environment variable named by ``api_key_env`` (default ``OPENAI_API_KEY``; unset means "no key",
 fine for a local server) and is never logged or written to results.
 
-OpenAI semantics drop a stop string from the reply. ``</tool_call>`` is sent as a stop (so a
-model cannot run on past its call) and restored: when the server reports which stop ended the
-reply (``stop_reason``, as vLLM and ``harness serve`` do), or, when it does not, when the reply
-stopped inside an open ``<tool_call>`` block.
+Stops are the request's (``<|im_end|>``/``<|endoftext|>``), as in the released evaluation:
+``</tool_call>`` is not a stop, so text after it makes the reply a final answer. With
+``stop_at_tool_call=true`` it is sent as a stop too and restored (OpenAI semantics drop a stop
+string from the reply): when the server reports which stop ended the reply (``stop_reason``, as
+vLLM and ``harness serve`` do), or, when it does not, when the reply stopped inside an open
+``<tool_call>`` block.
+
+Images are sent as the episode sized them, i.e. at the size the released engine showed them
+(``Limits.min_pixels``..``max_pixels`` = 512..5120 * 28*28, multiples of 28). A vLLM server keeps
+them so when its processor bounds contain that range, e.g.
+``vllm serve MODEL --mm-processor-kwargs '{"min_pixels": 401408, "max_pixels": 4014080}'`` (the
+released values; a smart-resize inside the bounds leaves such an image unchanged).
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ class OpenAIOptions:
     timeout: float = 600.0  # seconds per attempt
     image_format: Literal["png", "jpeg"] = "png"  # png (lossless) or jpeg (smaller)
     video: Literal["video_url", "images"] = "video_url"  # video_url (vLLM, harness serve) or images
-    stop_at_tool_call: bool = True
+    stop_at_tool_call: bool = False  # true: </tool_call> is a stop too, restored (not as released)
     max_tokens_field: str = "max_tokens"  # or max_completion_tokens (newer OpenAI models)
 
     def __post_init__(self) -> None:
@@ -152,8 +160,10 @@ class OpenAIPolicy:
                 "openai backend: the response has no choices", "error", seconds=time.perf_counter() - start
             )
         choice = response.choices[0]
-        text = restore_tool_end(choice.message.content or "", choice.finish_reason, choice.model_extra or {})
+        text = choice.message.content or ""
         keep = (TOOL_END,) if self.options.stop_at_tool_call else ()
+        if keep:  # </tool_call> was sent as a stop: put it back (not a stop by default, as released)
+            text = restore_tool_end(text, choice.finish_reason, choice.model_extra or {})
         text, _ = finish_text(text, request.sampling.stop, keep)
         usage = response.usage
         return Reply(

@@ -4,8 +4,10 @@ Written against vLLM's public offline API: ``LLM(model, tensor_parallel_size, dt
 limit_mm_per_prompt, mm_processor_kwargs={"min_pixels", "max_pixels"}, ...)`` and
 ``LLM.generate(prompts, sampling_params)`` with ``{"prompt": text, "multi_modal_data": {"image":
 [PIL...], "video": [frames array]}}`` prompts and one ``SamplingParams`` per request (its seed,
-``stop`` strings plus ``stop_token_ids``, ``include_stop_str_in_output`` so ``</tool_call>``
-survives; end-of-turn strings are then cut by :func:`~harness.backends.chat.finish_text`).
+``stop`` strings plus ``stop_token_ids``, ``include_stop_str_in_output``; end-of-turn strings are
+then cut by :func:`~harness.backends.chat.finish_text`). As in the released evaluation the stops
+are ``<|im_end|>``/``<|endoftext|>`` only: ``</tool_call>`` is not a stop (``stop_at_tool_call=true``
+makes it one, kept in the reply).
 
 The prompt text is rendered with the checkpoint's chat template through the same function the
 hf backend uses (:func:`harness.backends.hf.render_prompts`), so both backends give the model the
@@ -50,7 +52,7 @@ class VLLMOptions:
     max_images: int = 16  # limit_mm_per_prompt (the episode's max_images)
     max_videos: int = 1
     video_fps: float = 2.0
-    stop_at_tool_call: bool = True
+    stop_at_tool_call: bool = False  # true: </tool_call> is a stop too (not as released)
 
     def __post_init__(self) -> None:
         if self.tensor_parallel_size < 1:
@@ -173,9 +175,8 @@ class VLLMPolicy:
         )
         self.llm = vllm.LLM(**engine_kwargs(source, options, seed, engine_args))
         tokenizer = self.processor.tokenizer
-        ids = [
-            tokenizer.encode(s, add_special_tokens=False) for s in ("<|im_end|>", "<|endoftext|>", TOOL_END)
-        ]
+        ends = ("<|im_end|>", "<|endoftext|>", *((TOOL_END,) if options.stop_at_tool_call else ()))
+        ids = [tokenizer.encode(s, add_special_tokens=False) for s in ends]
         self.stop_token_ids = [t[0] for t in ids if len(t) == 1]
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:

@@ -135,7 +135,9 @@ def test_request_body() -> None:
     body = request_body(
         request(max_new_tokens=99, seed=12, temperature=0.5, top_p=0.8), OpenAIOptions(), DataUrlCache()
     )
-    assert body["stop"] == ["<|im_end|>", "<|endoftext|>", "</tool_call>"]
+    assert body["stop"] == ["<|im_end|>", "<|endoftext|>"]  # as released: </tool_call> is no stop
+    kept = request_body(request(), OpenAIOptions(stop_at_tool_call=True), DataUrlCache())
+    assert kept["stop"] == ["<|im_end|>", "<|endoftext|>", "</tool_call>"]
     assert (body["max_tokens"], body["seed"], body["temperature"], body["top_p"]) == (99, 12, 0.5, 0.8)
     assert body["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
     jpeg = request_body(
@@ -235,5 +237,15 @@ def test_api_key_from_the_named_variable_and_never_logged(
 @needs_openai
 def test_stop_reason_brings_back_the_tool_end(endpoint: Callable[..., FakeEndpoint]) -> None:
     server = endpoint([Behaviour(content="<tool_call>{}", extra={"stop_reason": "</tool_call>"})])
-    (reply,) = policy(server.url).generate([request()])
+    (reply,) = policy(server.url, stop_at_tool_call=True).generate([request()])
     assert reply.text == "<tool_call>{}</tool_call>"
+
+
+@needs_openai
+def test_text_after_the_tool_end_is_kept_by_default(endpoint: Callable[..., FakeEndpoint]) -> None:
+    # as released, </tool_call> is not a stop: the reply keeps what follows (a final answer)
+    text = '<tool_call>{"name": "x", "arguments": {}}</tool_call>\nSo the answer is \\boxed{A}'
+    server = endpoint([Behaviour(content=text)])
+    (reply,) = policy(server.url).generate([request()])
+    assert reply.text == text
+    assert "</tool_call>" not in server.hits[0]["body"]["stop"]

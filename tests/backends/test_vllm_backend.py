@@ -66,7 +66,7 @@ def test_engine_kwargs() -> None:
     [
         (
             Sampling(max_new_tokens=2048, seed=5),
-            VLLMOptions(),
+            VLLMOptions(stop_at_tool_call=True),
             {
                 "temperature": 0.0,
                 "top_p": 1.0,
@@ -77,7 +77,7 @@ def test_engine_kwargs() -> None:
         ),
         (
             Sampling(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=1),
-            VLLMOptions(stop_at_tool_call=False),
+            VLLMOptions(),  # the default, as released: </tool_call> is not a stop
             {
                 "temperature": 0.7,
                 "top_p": 0.9,
@@ -106,7 +106,9 @@ def fake_output(text: str, finish: str, n_tokens: int = 5, n_prompt: int = 11) -
         ("look <tool_call>{}</tool_call>", "stop", "look <tool_call>{}</tool_call>", "stop"),
         ("done<|im_end|>", "stop", "done", "stop"),
         ("cut off", "length", "cut off", "length"),
-        ("<tool_call>{}</tool_call>", "length", "<tool_call>{}</tool_call>", "stop"),
+        ("<tool_call>{}</tool_call>", "length", "<tool_call>{}</tool_call>", "length"),
+        # text after </tool_call> survives (a final answer, not a call), as released
+        ("<tool_call>{}</tool_call>\nSo \\boxed{A}<|im_end|>", "stop", "<tool_call>{}</tool_call>\nSo \\boxed{A}", "stop"),
     ],
 )
 def test_to_reply(text: str, finish: str, reply_text: str, reason: str) -> None:
@@ -196,8 +198,7 @@ def test_policy_glue_with_a_stand_in_engine(
     policy = VLLMPolicy(str(tiny_model), VLLMOptions(tensor_parallel_size=2), seed=4)
     assert calls["engine"]["tensor_parallel_size"] == 2 and calls["engine"]["seed"] == 4
     assert policy.stop_token_ids == [
-        policy.processor.tokenizer.convert_tokens_to_ids(t)
-        for t in ("<|im_end|>", "<|endoftext|>", "</tool_call>")
+        policy.processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")
     ]
     replies = policy.generate(conversations)
     assert [r.text for r in replies] == [f"reply {k}" for k in range(len(conversations))]

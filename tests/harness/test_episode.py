@@ -15,7 +15,7 @@ from harness.limits import Limits
 from harness.policy import Reply
 from harness.protocol import system_prompt, user_text
 from harness.records import Sample, Trajectory
-from harness.tools import BUILTIN_TOOLS, CROP_TOOL, ToolContext, ToolResult, ToolSpec
+from harness.tools import BUILTIN_TOOLS, CROP_TOOL, ToolContext, ToolResult, ToolSpec, resize_to_budget
 
 ERR = "\nExecution error:\n"
 
@@ -100,7 +100,7 @@ def test_crop_then_answer() -> None:
     msg = ep.messages[-1]
     assert [p["type"] for p in msg["content"]] == ["text", "image"]
     assert msg["content"][0]["text"] == "\nHere is the cropped image (Image Size: 532x392):"
-    assert msg["content"][1]["image"].size == (532, 392)
+    assert msg["content"][1]["image"].size == (756, 560)  # shown at the engine's >= 512*28*28
     ep.step(ANSWER)
     t = ep.trajectory()
     assert [m["role"] for m in ep.messages] == ["system", "user", "assistant", "user", "assistant"]
@@ -114,21 +114,29 @@ def test_crop_then_answer() -> None:
     )
     obs = t.turns[0].observation
     assert obs is not None and obs.kind == "crop"
-    assert obs.box == (227, 168, 529, 392)  # pixels of the 756x560 image the model saw
+    assert obs.box == (193, 143, 451, 333)  # pixels of the 644x476 copy the tools hold
     assert obs.images == (2,) and obs.size == (532, 392) and obs.source_image == 1
+    assert obs.shown_sizes == ((756, 560),) and t.shown_sizes == ((756, 560),)
     assert t.turns[0].tool_call is not None and t.turns[0].tool_call.arguments["target_image"] == 1
     assert t.turns[1].observation is None and t.turns[1].seconds == 0.5 and t.turns[1].prompt_tokens == 300
     assert t.system == system_prompt(BUILTIN_TOOLS) and t.prompt == user_text("What is it?", "vcot")
 
 
 def test_crop_is_cut_from_the_resized_image() -> None:
-    ep = image_episode(gradient(640, 480))
-    shown = ep.images[0]
+    # released: the crop comes from the input bounded to 256..8000*28*28 (not the engine's copy),
+    # is resized into 256..5120*28*28 (its "Image Size"), then the engine shows it at 512..5120
+    img, lim = gradient(640, 480), Limits()
+    ep = image_episode(img)
     ep.step(crop([0.4, 0.4, 0.6, 0.6]))
     obs = ep.turns[0].observation
-    assert obs is not None and obs.box is not None
-    expected = shown.crop(obs.box).resize(obs.size or (0, 0))
+    assert obs is not None and obs.box is not None and obs.size is not None
+    source = img.resize((644, 476))
+    assert resize_to_budget(img, lim.source_min_pixels, lim.source_max_pixels).size == source.size
+    expected = source.crop(obs.box).resize(obs.size).resize(obs.shown_sizes[0])
     assert np.array_equal(np.asarray(ep.images[1]), np.asarray(expected))
+    assert ep.images[0].size == (756, 560) and np.array_equal(
+        np.asarray(ep.images[0]), np.asarray(source.resize((756, 560)))
+    )
 
 
 def test_fifth_call_ends_the_episode() -> None:
@@ -190,7 +198,7 @@ def test_error_then_successful_call_clears_last_op_failed() -> None:
             "Execution Error: Incorrect `target_image` argument in `crop_image_normalized` operation. "
             "You can only pick an image within [1,1]",
         ),
-        (crop([0.5, 0.5, 0.52, 0.52]), "Cropped image is too small: 167x123"),
+        (crop([0.5, 0.5, 0.52, 0.52]), "Cropped image is too small: 141x105"),  # of the 644x476 copy
         (
             call("crop_image_normalized", target_image=1),
             "Execution Error: `crop_image_normalized` requires the argument `bbox_2d`.",
@@ -228,14 +236,18 @@ def test_video_flow_numbering_and_crop_of_selected_frame() -> None:
     ep = video_episode()
     parts = ep.messages[1]["content"]
     assert [p["type"] for p in parts] == ["video", "text"]
-    assert len(parts[0]["video"]) == 16 and parts[0]["video"][0].size == (308, 252)
+    # frames bounded to 512*28*28 (308x252, the "Frame Size"), shown at the engine's >= 512*28*28
+    assert len(parts[0]["video"]) == 16 and parts[0]["video"][0].size == (728, 588)
+    assert ep.shown_sizes == [(728, 588)] * 16
     ep.step(call("select_frames", target_frames=[1, 5, 9]))
     msg = ep.messages[-1]["content"]
     assert msg[0]["text"] == "\nHere are the selected frames (Frame Size: 308x252, Numbered 1 to 3):"
     assert [p["type"] for p in msg] == ["text", "image", "image", "image"]
     assert msg[2]["image"].getpixel((0, 0))[0] == 40  # frame 5
+    assert [p["image"].size for p in msg[1:]] == [(728, 588)] * 3
     obs0 = ep.turns[0].observation
     assert obs0 is not None and obs0.images == (2, 3, 4) and obs0.frames == (1, 5, 9)
+    assert obs0.size == (308, 252) and obs0.shown_sizes == ((728, 588),) * 3
     ep.step(crop([0.2, 0.2, 0.6, 0.6], target=3))  # slot 3 = second selected frame = frame 5
     obs1 = ep.turns[1].observation
     assert obs1 is not None and obs1.kind == "crop" and obs1.frames == (5,) and obs1.images == (5,)

@@ -146,7 +146,7 @@ def test_crop_just_above_28_passes() -> None:
         None,
         "0.1, 0.2, 0.3, 0.4",
         [0.1, 0.2, 0.3],
-        [0.1, 0.2, 0.3, 0.4, 0.5],
+        [0.1, 0.2, 0.3, "label"],
         [True, 0.2, 0.3, 0.4],
         ["0.1", 0.2, 0.3, 0.4],
         [math.nan, 0.2, 0.3, 0.4],
@@ -161,6 +161,15 @@ def test_crop_just_above_28_passes() -> None:
 def test_crop_invalid_bbox_is_tool_error(bbox: Any) -> None:
     with pytest.raises(ToolError, match="^Execution Error: `bbox_2d`"):
         crop_image_normalized(gradient(640, 480), bbox)
+
+
+@pytest.mark.parametrize("extra", [0.5, "car", None, [1, 2]])
+def test_crop_longer_bbox_uses_first_four(extra: Any) -> None:
+    # released crop_image_normalized indexes bbox_2d[0..3], so a fifth element is ignored
+    img = gradient(640, 480)
+    assert crop_image_normalized(img, [0.1, 0.2, 0.3, 0.4, extra])[1] == crop_image_normalized(
+        img, [0.1, 0.2, 0.3, 0.4]
+    )[1]
 
 
 # -- select_frames ------------------------------------------------------------------------------
