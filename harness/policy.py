@@ -10,6 +10,7 @@ should see (the episode owns the pixel budget), so backends must not resize them
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -66,3 +67,24 @@ class Policy(Protocol):
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
         """Return one reply per request, in the same order."""
         ...
+
+
+@runtime_checkable
+class AsyncPolicy(Policy, Protocol):
+    """A policy that also takes requests one at a time (the asynchronous rollout engine's way).
+
+    ``submit`` must not block on generation: it returns a future that completes with the reply
+    (or fails with the exception ``generate`` would have raised). A policy with only
+    ``generate(batch)`` is adapted by :class:`harness.backends.batcher.Batcher`.
+    """
+
+    def submit(self, request: Request) -> Future[Reply]:
+        """Start generating the reply to ``request``; return its future."""
+        ...
+
+
+def completed(reply: Reply) -> Future[Reply]:
+    """A future that already holds ``reply`` (for policies that answer immediately)."""
+    future: Future[Reply] = Future()
+    future.set_result(reply)
+    return future

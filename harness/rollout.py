@@ -1,10 +1,13 @@
-"""Drive many episodes through a policy with continuous scheduling.
+"""Drive many episodes through a policy with per-episode asynchronous scheduling.
 
-Up to ``batch_size`` episodes are active at once. Each round sends one request per active
-episode; an episode that needs another turn simply stays for the next round, and a finished one
-leaves at once and its slot is refilled from the queue. No episode waits for a slow one to
-finish all its turns (there is no global turn barrier), and memory stays bounded by the batch:
-media are opened only when an episode is admitted.
+Up to ``batch_size`` episodes are in flight at once, and each advances on its own: its next
+request goes to the policy as soon as its reply is back and its tool has run (no round barrier:
+an episode never waits for another's reply), and a finished one is replaced at once. Policies
+that take requests one at a time (``submit``, :class:`~harness.policy.AsyncPolicy`) get them
+that way; a policy with only ``generate(batch)`` gets whatever requests are waiting whenever it
+is free (:class:`~harness.backends.batcher.Batcher`). Media are opened, decoded and resized, and
+tools run, on a pool of worker threads (``workers``), the next samples prepared ahead of need
+and bounded so memory stays flat.
 
 Replies are deterministic for a given seed whatever the batching: each request carries a seed
 derived from the run seed and the sample's key (``sample_seed``).
@@ -14,14 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
 
+from .backends.batcher import Batcher
 from .data import MediaError, open_media
-from .episode import Episode
+from .episode import Episode, Message
 from .limits import Limits
-from .policy import Policy, Request, Sampling
+from .media_pool import default_workers, worker_pool
+from .policy import AsyncPolicy, Policy, Reply, Request, Sampling
 from .records import Sample, SampleScore, Trajectory
 from .results import SampleRecord
 from .scoring_modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
@@ -41,10 +50,14 @@ class RolloutConfig:
     crop_dir: Path | None = None
     scoring: ScoringMode = official
     scoring_name: str = DEFAULT_MODE
+    workers: int | None = None  # media/tool worker threads (None: harness.media_pool.default_workers)
+    sampling_later: Sampling | None = None  # decoding of turns after the first (None: ``sampling``)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 def sample_seed(run_seed: int, key: str) -> int:
@@ -96,13 +109,143 @@ def _score(config: RolloutConfig, spec: TaskSpec, sample: Sample, traj: Trajecto
     return score_trajectory(spec, sample, traj, config.scoring, config.scoring_name)
 
 
-@dataclass
-class _Slot:
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One episode to run: a sample of a task and the seed its requests derive from."""
+
     spec: TaskSpec
     sample: Sample
-    episode: Episode
     seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A finished episode: its scored record, its seed and its final conversation (every message
+    sent to the policy, then the reply that ended it; empty when the sample could not be prepared)."""
+
+    record: SampleRecord
+    seed: int
+    messages: list[Message]
+
+
+def submitter(policy: Policy, max_batch: int) -> tuple[Callable[[Request], Future[Reply]], Batcher | None]:
+    """``policy.submit`` when it has one, else a :class:`Batcher` over ``policy.generate`` (which
+    the caller must close)."""
+    if isinstance(policy, AsyncPolicy):
+        return policy.submit, None
+    batcher = Batcher(policy, max_batch=max_batch)
+    return batcher.submit, batcher
+
+
+@dataclass
+class _Slot:
+    job: Job
+    episode: Episode | None = None
     turn: int = 0
+
+
+_PREPARED, _REPLIED, _STEPPED = "prepared", "replied", "stepped"
+
+
+def run_jobs(
+    jobs: Iterable[Job], policy: Policy, tools: Sequence[ToolSpec], config: RolloutConfig
+) -> Iterator[Finished]:
+    """Run every job to the end with per-episode asynchronous scheduling; yield each as it finishes.
+
+    Every episode advances on its own: its next request is submitted as soon as its reply has
+    arrived and its tool has run, never waiting for other episodes. At most ``batch_size``
+    episodes are in flight; a finished one is replaced at once. Media preparation (open, decode,
+    resize, prompt) and each turn's tool run happen on a pool of ``workers`` threads, and the next
+    samples' media are prepared ahead (at most ``batch_size + workers`` episodes hold media at
+    any time, so memory is flat in the number of samples).
+
+    A sample that cannot be prepared is yielded as an error record. An exception from the
+    policy (or a bug in a tool runner) propagates; finished episodes already yielded are the
+    caller's to keep.
+    """
+    queue_: Iterator[Job] = iter(jobs)
+    submit, batcher = submitter(policy, config.batch_size)
+    workers = config.workers if config.workers is not None else default_workers()
+    pool = worker_pool(workers)
+    events: SimpleQueue[tuple[str, _Slot, Future[Any]]] = SimpleQueue()
+    first = dataclasses.replace(config.sampling, max_new_tokens=config.limits.max_new_tokens)
+    later = (
+        dataclasses.replace(config.sampling_later, max_new_tokens=config.limits.max_new_tokens)
+        if config.sampling_later is not None
+        else first
+    )
+    ahead = config.batch_size + workers  # episodes holding media, at most
+    preparing = active = 0
+    ready: deque[_Slot] = deque()
+    exhausted = False
+
+    def notify(kind: str, slot: _Slot) -> Callable[[Future[Any]], None]:
+        return lambda future: events.put((kind, slot, future))
+
+    def send(slot: _Slot) -> None:
+        assert slot.episode is not None
+        sampling = first if slot.turn == 0 else later
+        request = Request(
+            messages=list(slot.episode.messages),
+            sampling=dataclasses.replace(sampling, seed=slot.job.seed + slot.turn),
+            sample=slot.job.sample,
+            turn=slot.turn,
+            seed=slot.job.seed,
+        )
+        submit(request).add_done_callback(notify(_REPLIED, slot))
+
+    def finished(slot: _Slot, traj: Trajectory, messages: list[Message]) -> Finished:
+        spec, sample = slot.job.spec, slot.job.sample
+        record = SampleRecord(sample, traj, _score(config, spec, sample, traj))
+        return Finished(record, slot.job.seed, messages)
+
+    try:
+        while True:
+            while not exhausted and preparing + len(ready) + active < ahead:
+                try:
+                    job = next(queue_)
+                except StopIteration:
+                    exhausted = True
+                    break
+                slot = _Slot(job)
+                preparing += 1
+                pool.submit(make_episode, job.spec, job.sample, tools, config).add_done_callback(
+                    notify(_PREPARED, slot)
+                )
+            while ready and active < config.batch_size:
+                active += 1
+                send(ready.popleft())
+            if exhausted and preparing == 0 and active == 0 and not ready:
+                return
+            kind, slot, future = events.get()
+            if kind == _PREPARED:
+                preparing -= 1
+                exc = future.exception()
+                if exc is not None:
+                    reason = preparation_error(exc)
+                    traj = error_trajectory(slot.job.spec, slot.job.sample, config.mode, reason)
+                    yield finished(slot, traj, [])
+                    continue
+                slot.episode = future.result()
+                ready.append(slot)
+            elif kind == _REPLIED:
+                reply = future.result()  # a policy exception propagates from here
+                assert slot.episode is not None
+                pool.submit(slot.episode.step, reply).add_done_callback(notify(_STEPPED, slot))
+            else:
+                future.result()  # a bug in step() propagates
+                episode = slot.episode
+                assert episode is not None
+                slot.turn += 1
+                if episode.done:
+                    active -= 1
+                    yield finished(slot, episode.trajectory(), list(episode.messages))
+                else:
+                    send(slot)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if batcher is not None:
+            batcher.close()
 
 
 def rollout(
@@ -113,51 +256,11 @@ def rollout(
 ) -> Iterator[SampleRecord]:
     """Run every (task, sample) to the end, yielding each scored record as soon as it finishes.
 
-    A sample whose media cannot be opened is yielded at once as an error record. An exception
-    from the policy propagates (records already yielded are the caller's to keep).
+    A thin wrapper of :func:`run_jobs` (per-episode asynchronous scheduling) with each sample's
+    seed derived from ``config.seed`` (:func:`sample_seed`). A sample whose media cannot be
+    opened is yielded as an error record. An exception from the policy propagates (records
+    already yielded are the caller's to keep).
     """
-    queue = iter(items)
-    active: list[_Slot] = []
-    exhausted = False
-    sampling = dataclasses.replace(config.sampling, max_new_tokens=config.limits.max_new_tokens)
-    while True:
-        while not exhausted and len(active) < config.batch_size:
-            try:
-                spec, sample = next(queue)
-            except StopIteration:
-                exhausted = True
-                break
-            try:
-                episode = make_episode(spec, sample, tools, config)
-            except Exception as exc:  # noqa: BLE001 (any preparation failure is this sample's error)
-                traj = error_trajectory(spec, sample, config.mode, preparation_error(exc))
-                yield SampleRecord(sample, traj, _score(config, spec, sample, traj))
-                continue
-            active.append(_Slot(spec, sample, episode, sample_seed(config.seed, sample.key)))
-        if not active:
-            return
-        requests = [
-            Request(
-                messages=list(slot.episode.messages),
-                sampling=dataclasses.replace(sampling, seed=slot.seed + slot.turn),
-                sample=slot.sample,
-                turn=slot.turn,
-                seed=slot.seed,
-            )
-            for slot in active
-        ]
-        replies = policy.generate(requests)
-        if len(replies) != len(requests):
-            raise RuntimeError(
-                f"policy {policy.name!r} returned {len(replies)} replies for {len(requests)} requests"
-            )
-        still: list[_Slot] = []
-        for slot, reply in zip(active, replies, strict=True):
-            slot.episode.step(reply)
-            slot.turn += 1
-            if slot.episode.done:
-                traj = slot.episode.trajectory()
-                yield SampleRecord(slot.sample, traj, _score(config, slot.spec, slot.sample, traj))
-            else:
-                still.append(slot)
-        active = still
+    jobs = (Job(spec, sample, sample_seed(config.seed, sample.key)) for spec, sample in items)
+    for done in run_jobs(jobs, policy, tools, config):
+        yield done.record

@@ -17,11 +17,12 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from .. import hookimpl
-from ..policy import Policy, Reply, Request
+from ..policy import Policy, Reply, Request, completed
 from ..records import Sample
 from ..task import TaskSpec
 from . import BackendContext, BackendFactory
@@ -83,6 +84,9 @@ class OraclePolicy:
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
         return [self._one(r) for r in requests]
 
+    def submit(self, request: Request) -> Future[Reply]:
+        return completed(self._one(request))
+
     def _one(self, request: Request) -> Reply:
         sample = request.sample
         if request.turn == 0 and _tools_offered(request):
@@ -108,6 +112,9 @@ class RandomPolicy:
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
         return [self._one(r) for r in requests]
+
+    def submit(self, request: Request) -> Future[Reply]:
+        return completed(self._one(request))
 
     def _one(self, request: Request) -> Reply:
         rng = random.Random(f"{request.seed}:{request.turn}")
@@ -153,19 +160,22 @@ class ReplayPolicy:
         self.name = f"scripted:replay:{path}"
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
-        out = []
-        for r in requests:
-            recorded = self.replies.get(r.sample.key, [])
-            if r.turn < len(recorded):
-                out.append(Reply(recorded[r.turn]))
-            else:
-                out.append(Reply(f"replay: no recorded reply for {r.sample.key} turn {r.turn}", "error"))
-        return out
+        return [self._one(r) for r in requests]
+
+    def submit(self, request: Request) -> Future[Reply]:
+        return completed(self._one(request))
+
+    def _one(self, r: Request) -> Reply:
+        recorded = self.replies.get(r.sample.key, [])
+        if r.turn < len(recorded):
+            return Reply(recorded[r.turn])
+        return Reply(f"replay: no recorded reply for {r.sample.key} turn {r.turn}", "error")
 
 
 class Delayed:
     """Wrap a policy with a fixed latency per request batch (``--model_args delay=SECONDS``),
-    to simulate a model's time in tests and demos."""
+    to simulate a model's time in tests and demos (batch-only: the rollout engine batches its
+    requests through :class:`~harness.backends.batcher.Batcher`)."""
 
     def __init__(self, inner: Policy, delay: float) -> None:
         self.inner, self.delay, self.name = inner, delay, inner.name

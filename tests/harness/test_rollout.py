@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 
 import pytest
 
 from harness.backends.scripted import boxed, tool_call_text
 from harness.plugins import Harness
-from harness.policy import Policy, Reply, Request
+from harness.policy import Policy, Reply, Request, Sampling
 from harness.records import Sample
-from harness.rollout import RolloutConfig, rollout, sample_seed
+from harness.rollout import Job, RolloutConfig, rollout, run_jobs, sample_seed
 
 CROP = tool_call_text("crop_image_normalized", {"bbox_2d": [0.2, 0.2, 0.6, 0.6], "target_image": 1})
 
@@ -35,22 +37,167 @@ def _items(harness: Harness, samples: list[Sample]) -> list[tuple[object, Sample
     return [(harness.task(s.task), s) for s in samples]
 
 
-def test_no_turn_barrier_finished_slots_refill_at_once(
+class SlowLong:
+    """Test double with ``submit``: replies to keys in ``long`` (3 crops) arrive ``delay`` s later,
+    or as soon as ``release`` is set; others at once (one-turn answers). Tracks requests in flight."""
+
+    name = "slow-long"
+
+    def __init__(self, long: set[str], delay: float = 0.3) -> None:
+        self.long, self.delay = long, delay
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0
+        self.long_replies = 0  # replies delivered to long episodes so far
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        return [self.submit(r).result() for r in requests]
+
+    def submit(self, request: Request) -> Future[Reply]:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        future: Future[Reply] = Future()
+        long = request.sample.id in self.long
+        reply = Reply(CROP) if long and request.turn < 3 else Reply(boxed(request.sample.answer))
+
+        def deliver() -> None:
+            with self.lock:
+                self.in_flight -= 1
+                self.long_replies += long
+            future.set_result(reply)
+
+        if long:
+            threading.Thread(target=lambda: (self.release.wait(self.delay), deliver())).start()
+        else:
+            deliver()
+        return future
+
+
+def test_no_round_barrier_short_episodes_finish_while_a_long_reply_is_pending(
     harness_instance: Harness, make_samples: Callable[..., list[Sample]]
 ) -> None:
     samples = make_samples("vstar", 4)
     ids = [s.id for s in samples]
-    policy = Recorder(long={ids[0]})
+    policy = SlowLong(long={ids[0]}, delay=10.0)
+    order, long_replies_seen = [], []
+    for record in rollout(
+        _items(harness_instance, samples), policy, harness_instance.tools, RolloutConfig(batch_size=2)
+    ):
+        order.append(record.sample.id)
+        long_replies_seen.append(policy.long_replies)
+        if len(order) == 3:  # the long episode's replies come only now (or after 10 s)
+            policy.release.set()
+    # The long episode holds one slot for 4 turns; the other slot serves the three short ones,
+    # all before the long episode's first reply is back (a round barrier would make each wait).
+    assert order == [ids[1], ids[2], ids[3], ids[0]]
+    assert long_replies_seen[:3] == [0, 0, 0]
+    assert policy.max_in_flight <= 2
+
+
+def test_batch_only_policies_work_through_the_batcher(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 5)
+    policy = Recorder(long={samples[0].id, samples[3].id})
     records = list(
         rollout(
-            _items(harness_instance, samples), policy, harness_instance.tools, RolloutConfig(batch_size=2)
+            _items(harness_instance, samples), policy, harness_instance.tools, RolloutConfig(batch_size=3)
         )
     )
-    # The long episode keeps its slot for 4 turns while short ones flow through the other slot.
-    assert policy.batches == [[ids[0], ids[1]], [ids[0], ids[2]], [ids[0], ids[3]], [ids[0]]]
-    assert [r.sample.id for r in records] == [ids[1], ids[2], ids[3], ids[0]]
-    assert records[-1].trajectory.n_ops == 3
+    assert sorted(r.sample.id for r in records) == sorted(s.id for s in samples)
     assert all(r.score.score == 1.0 for r in records)
+    assert all(1 <= len(b) <= 3 for b in policy.batches)
+    assert sum(len(b) for b in policy.batches) == 3 * 1 + 2 * 4  # 3 short: 1 turn, 2 long: 4 turns
+
+
+def test_at_most_batch_size_requests_in_flight_and_the_limit_is_used(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 6)
+    policy = SlowLong(long={s.id for s in samples}, delay=0.3)
+    records = list(
+        rollout(
+            _items(harness_instance, samples), policy, harness_instance.tools, RolloutConfig(batch_size=4)
+        )
+    )
+    assert len(records) == 6 and all(r.trajectory.n_ops == 3 for r in records)
+    assert policy.max_in_flight == 4
+
+
+def test_samples_are_prepared_ahead_but_bounded(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 30)
+    taken: list[int] = []
+
+    def items() -> Iterator[tuple[object, Sample]]:
+        for k, s in enumerate(samples):
+            taken.append(k)
+            yield harness_instance.task(s.task), s
+
+    policy = SlowLong(long=set())
+    config = RolloutConfig(batch_size=2, workers=3)
+    stream = rollout(items(), policy, harness_instance.tools, config)  # type: ignore[arg-type]
+    first = next(stream)
+    assert first.score.score == 1.0
+    assert len(taken) <= 2 + 3 + 1  # in flight + prepared ahead (+ the one that freed a slot)
+    assert len(list(stream)) == 29
+
+
+def test_policy_exception_propagates_after_finished_records(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 3)
+
+    class Failing:
+        name = "failing"
+
+        def generate(self, requests: Sequence[Request]) -> list[Reply]:
+            raise AssertionError("unused")
+
+        def submit(self, request: Request) -> Future[Reply]:
+            future: Future[Reply] = Future()
+            if request.sample.id == samples[2].id:
+                future.set_exception(OSError("engine died"))
+            else:
+                future.set_result(Reply(boxed(request.sample.answer)))
+            return future
+
+    got = []
+    with pytest.raises(OSError, match="engine died"):
+        for r in rollout(
+            _items(harness_instance, samples), Failing(), harness_instance.tools, RolloutConfig(batch_size=1)
+        ):
+            got.append(r.sample.id)
+    assert got == [samples[0].id, samples[1].id]
+
+
+def test_run_jobs_yields_the_final_conversation_and_later_turn_sampling(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 2)
+    seen: list[tuple[int, float]] = []
+
+    class Temps:
+        name = "temps"
+
+        def generate(self, requests: Sequence[Request]) -> list[Reply]:
+            seen.extend((r.turn, r.sampling.temperature) for r in requests)
+            return [Reply(CROP) if r.turn == 0 else Reply(boxed(r.sample.answer)) for r in requests]
+
+    spec = harness_instance.task("vstar")
+    jobs = [Job(spec, s, 100 + k) for k, s in enumerate(samples)]
+    config = RolloutConfig(sampling=Sampling(temperature=1.0), sampling_later=Sampling(temperature=0.5))
+    done = {f.record.sample.id: f for f in run_jobs(jobs, Temps(), harness_instance.tools, config)}
+    assert sorted(seen) == [(0, 1.0), (0, 1.0), (1, 0.5), (1, 0.5)]
+    for k, s in enumerate(samples):
+        f = done[s.id]
+        assert f.seed == 100 + k
+        roles = [m["role"] for m in f.messages]
+        assert roles == ["system", "user", "assistant", "user", "assistant"]
+        assert f.messages[-1]["content"][0]["text"] == f.record.trajectory.turns[-1].reply
+        assert any(p["type"] == "image" for p in f.messages[3]["content"])  # the crop was shown
 
 
 def test_results_do_not_depend_on_batch_size(
