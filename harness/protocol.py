@@ -20,6 +20,7 @@ changes what the model sees and must bump the versions of the tasks that use the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,64 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Deepest nesting of objects/lists a tool call may have (the built-in calls have 3 levels).
+MAX_CALL_DEPTH = 32
+
+
+class CallJSONError(ValueError):
+    """The JSON of a ``<tool_call>`` is outside what a call may hold; ``str()`` is the reason."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise CallJSONError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise CallJSONError(f"the number {_short(text, 40)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    try:
+        value = int(text)
+        float(value)
+    except (ValueError, OverflowError):  # over Python's 4300 digits, or beyond a float
+        raise CallJSONError(f"the number {_short(text, 40)} is out of range") from None
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists/objects in ``value`` (a scalar is 0), computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_CALL_DEPTH:
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
+def load_call_json(raw: str) -> Any:
+    """Parse the JSON of a tool call as strict JSON: ``NaN``, ``Infinity``, numbers that overflow a
+    float (``1e400``, a 400-digit integer) and nesting deeper than :data:`MAX_CALL_DEPTH` are
+    :class:`CallJSONError` (Python's ``json.loads`` would accept all of them), so a call the tools
+    get, and the record written for it, never holds a non-finite number."""
+    try:
+        payload = json.loads(
+            raw, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+        )
+    except RecursionError:
+        raise CallJSONError(f"nested deeper than {MAX_CALL_DEPTH} levels") from None
+    if _depth(payload) > MAX_CALL_DEPTH:
+        raise CallJSONError(f"nested deeper than {MAX_CALL_DEPTH} levels")
+    return payload
+
+
 def parse_reply(text: str) -> ParsedReply:
     """Read a reply: final text, or the last ``<tool_call>`` block. Never raises on any string."""
     if not isinstance(text, str):
@@ -161,9 +220,9 @@ def parse_reply(text: str) -> ParsedReply:
     # Like the released parse_last_tool: from the last <tool_call> to the first </tool_call> after it.
     raw = head[start + len(TOOL_START) :].split(TOOL_END)[0]
     try:
-        payload = json.loads(raw)
-    except Exception as exc:  # JSONDecodeError, RecursionError on absurd nesting, ...
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        payload = load_call_json(raw)
+    except Exception as exc:  # JSONDecodeError, CallJSONError (NaN, 1e400, nesting), ...
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
         return ParsedReply(
             text, True, error=f"Invalid tool call: the content of <tool_call> is not valid JSON ({reason})."
         )

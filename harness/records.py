@@ -2,12 +2,29 @@
 
 Each record has ``to_dict()`` (plain JSON types only) and ``from_dict()``; tuples become lists in
 JSON and come back as tuples, so ``Record.from_dict(json.loads(json.dumps(r.to_dict()))) == r``.
+
+Records hold text from models and data files, and every record must be writable whatever that text
+is (``docs/reliability.md``). So:
+
+- a record never holds a lone UTF-16 surrogate (``"\\ud83d"`` from a JSON escape, or from a server
+  that splits an emoji): construction replaces each with U+FFFD (:func:`clean_text`; a valid pair
+  becomes its character). A :class:`Turn` whose reply was changed keeps the exact reply in
+  ``raw_reply``, a JSON string literal (``json.loads(turn.raw_reply)`` gives it back);
+- ``to_dict`` writes a non-finite float as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``
+  (the tokens Python and JavaScript print), so the output is strict JSON; ``from_dict`` reads those
+  strings back as floats in every field typed ``float`` (scores, stderrs, seconds, boxes). In
+  free-form fields (``ToolCall.arguments``, ``Sample.metadata``, configurations) they stay strings;
+- ``from_dict`` refuses a string where a list is expected (``"media": "a.jpg"`` is not five
+  one-character paths) and names the field in every error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,13 +37,55 @@ EndReason = Literal["answer", "max_ops", "max_images", "context", "error"]
 ObservationKind = Literal["crop", "frames", "error"]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: How ``to_dict`` writes non-finite floats (and ``from_dict`` reads them back into float fields).
+NONFINITE: dict[str, float] = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD (a surrogate pair becomes its
+    character); ``text`` itself when it has none, which is the common, allocation-free case."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with :func:`clean_text` applied to every string inside (dict keys included); the
+    same object when nothing changes."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)):
+        items = [_clean(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        pairs = [(_clean(k), _clean(v)) for k, v in value.items()]
+        if all(k2 is k and v2 is v for (k2, v2), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    return value
+
+
+def json_number(value: float) -> float | str:
+    """``value`` itself when finite, else its string form (``"NaN"``, ``"Infinity"``, ``"-Infinity"``)."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 def _to_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return json_number(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [_to_json(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _to_json(v) for k, v in value.items()}
+        return {clean_text(str(k)): _to_json(v) for k, v in value.items()}
     return value
 
 
@@ -47,6 +106,8 @@ def _from_json(tp: Any, value: Any) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value)
     if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {type(value).__name__} {_short(value)}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_from_json(args[0], v) for v in value)
@@ -54,9 +115,17 @@ def _from_json(tp: Any, value: Any) -> Any:
     if origin is dict:
         _, vt = typing.get_args(tp)
         return {k: _from_json(vt, v) for k, v in value.items()}
-    if tp is float and isinstance(value, int):
-        return float(value)
+    if tp is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and value in NONFINITE:
+            return NONFINITE[value]
     return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @functools.cache
@@ -74,7 +143,12 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
-    kwargs = {k: _from_json(hints[k], v) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        try:
+            kwargs[k] = _from_json(hints[k], v)
+        except (TypeError, ValueError) as exc:  # name the field: "Sample.media: expected a list, ..."
+            raise type(exc)(f"{cls.__name__}.{k}: {exc}") from None
     return cls(**kwargs)
 
 
@@ -82,6 +156,15 @@ class _Record:
     """Mixin giving ``to_dict`` / ``from_dict`` to the frozen dataclasses below."""
 
     __slots__ = ()
+
+    def __post_init__(self) -> None:
+        # No lone surrogates in any record (see the module docstring): a field whose text needs
+        # cleaning is replaced; clean fields (nearly always all of them) are left as they are.
+        for f in dataclasses.fields(typing.cast(Any, self)):
+            value = getattr(self, f.name)
+            cleaned = _clean(value)
+            if cleaned is not value:
+                object.__setattr__(self, f.name, cleaned)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = _to_json(self)
@@ -160,7 +243,11 @@ class Observation(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Turn(_Record):
-    """One model step: its reply, the call it made (if any) and what the harness answered."""
+    """One model step: its reply, the call it made (if any) and what the harness answered.
+
+    ``raw_reply`` is set only when ``reply`` held lone UTF-16 surrogates (shown in ``reply`` as
+    U+FFFD): the exact reply as a JSON string literal, so ``json.loads(raw_reply)`` gives it back.
+    """
 
     index: int
     reply: str
@@ -170,6 +257,12 @@ class Turn(_Record):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     seconds: float = 0.0
+    raw_reply: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.raw_reply is None and isinstance(self.reply, str) and clean_text(self.reply) != self.reply:
+            object.__setattr__(self, "raw_reply", json.dumps(self.reply))  # ASCII: \ud83d escapes
+        _Record.__post_init__(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ sample already written and appends the rest, so each sample ends up exactly once
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -134,18 +135,81 @@ def read_samples(path: Path, *, repair: bool = False) -> list[SampleRecord]:
     return records
 
 
+class SampleWriteError(RunDirError):
+    """samples.jsonl could not take a sample (disk full, I/O error): the run stops, in one line
+    naming the sample; every line written before it is kept and ``--resume`` carries on."""
+
+
+def unwritable_record(record: SampleRecord, exc: BaseException) -> SampleRecord:
+    """What is written for a finished sample whose record cannot be serialised (a harness or
+    plugin bug, e.g. a circular ``metadata``): the sample as an error, so it is on disk, counted
+    and never rerun forever by ``--resume``. Built from plain strings only, so it always serialises."""
+    reason = f"the sample's record could not be written: {type(exc).__name__}: {exc}"
+    sample = record.sample
+    try:
+        json.dumps(sample.to_dict(), allow_nan=False, default=str)
+    except Exception:  # noqa: BLE001 (the sample itself is the problem: keep its identity only)
+        sample = dataclasses.replace(sample, metadata={"unwritable": reason[:2000]})
+    traj = Trajectory(
+        task=record.trajectory.task,
+        sample_id=record.trajectory.sample_id,
+        prompt_mode=record.trajectory.prompt_mode,
+        system="",
+        prompt="",
+        turns=(),
+        end_reason="error",
+        error=reason[:2000],
+    )
+    score = dataclasses.replace(record.score, score=0.0, extracted=None, breakdown=dict(record.score.breakdown))
+    try:
+        json.dumps(score.to_dict(), allow_nan=False, default=str)
+    except Exception:  # noqa: BLE001
+        score = dataclasses.replace(score, breakdown={})
+    return SampleRecord(sample, traj, score)
+
+
 class SamplesWriter:
-    """Append-only samples.jsonl writer: one ``write`` + flush + fsync per sample."""
+    """Append-only samples.jsonl writer: one ``write`` + fsync per sample.
+
+    Every finished sample is written: a record that cannot be serialised becomes its
+    :func:`unwritable_record` (with a warning) instead of stopping the run. An I/O error is a
+    :class:`SampleWriteError` naming the sample; a partly written line is the torn last line
+    that ``--resume`` cuts.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh = path.open("a", encoding="utf-8")
+        self.written = 0
+        # Unbuffered binary: a failed write leaves nothing queued that close() would retry.
+        self._fh = path.open("ab", buffering=0)
 
     def write(self, record: SampleRecord) -> None:
-        self._fh.write(record.to_json() + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            line = record.to_json()
+        except Exception as exc:  # noqa: BLE001 (never lose a finished sample to its content)
+            warnings.warn(
+                f"{self.path}: sample {record.key} could not be serialised ({type(exc).__name__}: "
+                f"{exc}); it is recorded as an error",
+                stacklevel=2,
+            )
+            line = unwritable_record(record, exc).to_json()
+        # Lone surrogates cannot reach here (records clean them); were one to, backslashreplace
+        # writes it as the JSON escape \udXXX inside its string, which reads back the same.
+        data = (line + "\n").encode("utf-8", "backslashreplace")
+        try:
+            view = memoryview(data)
+            while view:
+                n = self._fh.write(view)
+                view = view[n or 0 :]
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise SampleWriteError(
+                f"{self.path}: cannot write sample {record.sample.id!r} of task {record.sample.task} "
+                f"({exc.strerror or exc}); the {self.written} sample(s) written before it by this run "
+                "are kept: fix the cause and rerun with --resume"
+            ) from exc
+        self.written += 1
 
     def close(self) -> None:
         self._fh.close()
