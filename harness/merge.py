@@ -21,6 +21,7 @@ Refusals (a one-line :class:`MergeError` naming the field):
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import warnings
 from collections import Counter
@@ -41,8 +42,14 @@ from .results import (
     write_json_atomic,
     write_lines_atomic,
 )
+from .runlock import RunLock, holder
+from .scoring_modes import DEFAULT_MODE, score_trajectory
 from .shard import Shard, canonical_order, field_value, fingerprint, fingerprint_difference
 from .task import TaskSpec
+
+# Scores are recomputed from the trajectory on merge; they must equal the recorded ones (up to
+# float noise: the same scorer on the same reply gives the same float).
+SCORE_TOLERANCE = 1e-9
 
 
 class MergeError(ValueError):
@@ -190,6 +197,37 @@ def _specs(runs: Sequence[ShardRun], harness: Harness) -> list[TaskSpec]:
     return specs
 
 
+def _verify_scores(runs: Sequence[ShardRun], specs: Sequence[TaskSpec], harness: Harness) -> None:
+    """Score every sample again from its trajectory, as evaluation does
+    (:func:`harness.scoring_modes.score_trajectory` with the run's scoring mode), and refuse a
+    recorded score that is not a finite number or that differs (a tampered or corrupted file)."""
+    by_name = {s.name: s for s in specs}
+    mode_name = str(runs[0].config.get("scoring") or DEFAULT_MODE)
+    mode = harness.scoring_mode(mode_name)
+    for run in runs:
+        where = run.path / SAMPLES
+        for rec in run.records:
+            recorded = rec.score.score
+            if not isinstance(recorded, (int, float)) or not math.isfinite(recorded):
+                raise MergeError(f"{where}: sample {rec.key}: score {recorded!r} is not a finite number")
+            try:
+                fresh = score_trajectory(
+                    by_name[rec.sample.task], rec.sample, rec.trajectory, mode, mode_name
+                )
+            except ValueError as exc:
+                raise MergeError(f"{where}: sample {rec.key}: cannot be scored again ({exc})") from None
+            if not math.isclose(fresh.score, recorded, rel_tol=SCORE_TOLERANCE, abs_tol=SCORE_TOLERANCE):
+                raise MergeError(
+                    f"{where}: sample {rec.key}: recorded score {recorded!r} but its trajectory scores "
+                    f"{fresh.score!r} ({mode_name} scoring); the file was changed after the run"
+                )
+            if fresh.breakdown != rec.score.breakdown:
+                raise MergeError(
+                    f"{where}: sample {rec.key}: recorded breakdown {rec.score.breakdown!r} but the "
+                    f"sample gives {fresh.breakdown!r}; the file was changed after the run"
+                )
+
+
 def _write_samples(path: Path, records: Sequence[SampleRecord]) -> None:
     write_lines_atomic(path, (r.to_json() for r in records))
 
@@ -240,8 +278,6 @@ def merge(
     ``overwrite`` replaces a merged result already in ``out`` (what a resumed ``accelerate
     launch`` run does); otherwise an existing ``out/samples.jsonl`` is an error.
     """
-    from .evaluate import build_result
-
     if not dirs:
         raise MergeError("merge needs at least one shard folder")
     harness = harness or Harness()
@@ -249,8 +285,21 @@ def merge(
     paths = [Path(d) for d in dirs]
     if any(out.resolve() == p.resolve() for p in paths):
         raise MergeError(f"--output_path {out} is one of the shard folders; merge into a new folder")
-    if (out / SAMPLES).exists() and not overwrite:
-        raise MergeError(f"{out / SAMPLES} already exists; merge into a new --output_path")
+    if out.exists() and not out.is_dir():
+        raise MergeError(f"--output_path {out} is a file; merge into a new folder")
+    with RunLock(out, "merge"):  # one writer; a refused or failed merge leaves no folder it made
+        if (out / SAMPLES).exists() and not overwrite:
+            raise MergeError(f"{out / SAMPLES} already exists; merge into a new --output_path")
+        return _merge(paths, out, allow_partial, harness)
+
+
+def _merge(paths: Sequence[Path], out: Path, allow_partial: bool, harness: Harness) -> RunResult:
+    from .evaluate import build_result
+
+    for folder in paths:
+        busy = holder(folder)
+        if busy is not None:
+            raise MergeError(f"{folder}: a run is still writing it ({busy}); merge when it has finished")
     runs = [read_shard(p, harness, allow_partial=allow_partial) for p in paths]
     _check_shards(runs)
     records = _check_samples(runs)
@@ -267,6 +316,7 @@ def merge(
             "(rerun it with --resume, or pass --allow-partial)"
         )
     specs = _specs(runs, harness)
+    _verify_scores(runs, specs, harness)
     order = canonical_order(records, lambda r: r.sample.task, lambda r: r.sample.id, [s.name for s in specs])
     first = min(runs, key=lambda r: r.shard.index)
     config = {**first.config, "shard": None, "output_path": str(out), "resume": False}

@@ -82,13 +82,34 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, hence the /proc path first)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (``0o666 & ~umask``); ``tempfile.mkstemp`` gives 0600,
+    so the atomic writers set this one: colleagues read results files as the umask says."""
+    return 0o666 & ~current_umask()
+
+
 def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
     """Write ``lines`` (newline-terminated) to ``path`` via a temporary file, fsync and
-    ``os.replace``: readers see the old file or the whole new one, never a half file."""
+    ``os.replace``: readers see the old file or the whole new one, never a half file.
+    The file gets the mode of a newly created file (:func:`new_file_mode`), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), new_file_mode())
             fh.writelines(line + "\n" for line in lines)
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,7 +9,8 @@ saying from what), so ``harness leaderboard RUN_DIR/results.<mode>.json`` report
 
 A task whose installed version differs from the version the run was made with is rescored
 with a warning saying so (the new scorer may not be the one the run used); a mode that does
-not apply to a task leaves that task out with a warning naming both.
+not apply to a task leaves that task out with a warning naming both. The run folder is locked
+(:class:`harness.runlock.RunLock`) while rescoring: a run still writing it refuses the rescore.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from harness.results import (
     write_json_atomic,
     write_lines_atomic,
 )
-from harness.scoring_modes import score_trajectory
+from harness.runlock import RunLock
+from harness.scoring_modes import ScoringMode, score_trajectory
 
 from .load import ReportError, ReportWarning, read_result
 
@@ -85,6 +87,12 @@ def rescore(run_dir: Path, mode_name: str, harness: Harness | None = None) -> Re
     samples_file = run_dir / SAMPLES
     if not samples_file.exists():
         raise ReportError(f"{samples_file}: no such file; rescore needs a run folder with {SAMPLES}")
+    with RunLock(run_dir, "rescore", create=False):  # not while a run (or another rescore) writes it
+        return _rescore(run_dir, mode_name, mode, harness)
+
+
+def _rescore(run_dir: Path, mode_name: str, mode: ScoringMode, harness: Harness) -> Rescored:
+    samples_file = run_dir / SAMPLES
     messages: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
