@@ -164,7 +164,9 @@ def test_a_symlink_loop_is_a_media_error(tmp_path: Path, kind: MediaKind) -> Non
     (folder / "00001.jpg").symlink_to(folder / "00001.jpg")
     (root / "loop.jpg").symlink_to(root / "loop.jpg")
     media = "clip" if kind == "video" else "loop.jpg"
-    with pytest.raises(MediaError, match=r"vstar/x: media\[0\]: escapes the data root: .* cannot be resolved"):
+    with pytest.raises(
+        MediaError, match=r"vstar/x: media\[0\]: escapes the data root: .* cannot be resolved"
+    ):
         open_media(_sample("x", media, root, kind))
 
 

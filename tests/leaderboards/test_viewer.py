@@ -199,7 +199,9 @@ def test_embed_of_a_tampered_run_embeds_nothing_from_outside(
     assert "is not a trusted data root" in html
 
 
-def test_linked_view_of_a_tampered_run_copies_nothing_from_outside(tampered_run: Path, tmp_path: Path) -> None:
+def test_linked_view_of_a_tampered_run_copies_nothing_from_outside(
+    tampered_run: Path, tmp_path: Path
+) -> None:
     with pytest.warns(ReportWarning, match=r"refused 6 file reference"):
         (page,) = view([str(tampered_run)], tmp_path / "view")
     html = page.read_text(encoding="utf-8")
@@ -213,7 +215,9 @@ def test_linked_view_of_a_tampered_run_copies_nothing_from_outside(tampered_run:
 
 
 def test_trusted_data_roots_are_the_users_choice(tampered_run: Path, tmp_path: Path) -> None:
-    with pytest.warns(ReportWarning, match=r"refused 5 file reference.*: 4 crop name.*1 original image path\(s\)"):
+    with pytest.warns(
+        ReportWarning, match=r"refused 5 file reference.*: 4 crop name.*1 original image path\(s\)"
+    ):
         (page,) = view([str(tampered_run)], tmp_path / "view", data_roots=[tmp_path / "outside"])
     html = page.read_text(encoding="utf-8")
     assert sum(_is_magenta(img) for img in _images_in(html, page.parent)) == 1  # the trusted original
