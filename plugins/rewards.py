@@ -11,11 +11,20 @@ never by position):
   or ``c_video`` (0.25/1.5); rollouts without ops get ``r = correct``.
 
 ``RaPR`` (rate of pixel-space reasoning) is the fraction of the group's rollouts with ``n_ops > 0``.
+
+The defaults are the released code's (``experience_maker.py`` and ``replay_buffer.py`` of
+TIGER-AI-Lab/Pixel-Reasoner): the ``released`` bonus form; a correctness term in {-1, 0, 1}
+(``released_correctness``: -1 when the prediction does not parse, :mod:`harness.compat`); a
+group dropped when the mean absolute deviation of its rewards is below 0.01
+(``GroupFilter("mad", 0.01)``), and the kept rollouts repeated in a seeded shuffle to refill
+the collection (:func:`refill_order`, the released ``active_sampling``). The paper's forms are
+one key away: ``form="paper"``, binary eval-scorer correctness, ``GroupFilter("equal")``.
 Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,13 +35,15 @@ from harness.task import TaskSpec
 
 RewardForm = Literal["paper", "released"]
 REWARD_FORMS: tuple[RewardForm, ...] = ("paper", "released")
+Correctness = Literal["released", "binary"]
+FilterRule = Literal["mad", "equal"]
 
 
 @dataclass(frozen=True, slots=True)
 class CuriosityConfig:
-    """Constants of the curiosity reward; the defaults are the published ones."""
+    """Constants of the curiosity reward; the defaults are the released code's."""
 
-    form: RewardForm = "paper"
+    form: RewardForm = "released"
     H: float = 0.3
     alpha: float = 0.5
     beta: float = 0.05
@@ -71,8 +82,9 @@ class RewardParts:
 
 
 def correctness_term(correct: float, last_op_failed: bool) -> float:
-    """The eval score, forced to 0 when the episode ended right after a failed operation."""
-    return 0.0 if last_op_failed else float(correct)
+    """The correctness, with a *correct* answer forced to 0 when the episode ended right after a
+    failed operation (released: ``if this_r > 0.5 and final_is_error_vo: this_r = 0``; a -1 stays)."""
+    return 0.0 if last_op_failed and correct > 0.5 else float(correct)
 
 
 def curiosity_bonus(n_ops: int, rapr: float, media_kind: MediaKind, config: CuriosityConfig) -> float:
@@ -119,19 +131,85 @@ def rewards(outcomes: Sequence[Outcome], config: CuriosityConfig = CuriosityConf
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class GroupFilter:
+    """Which groups carry no learning signal and are dropped.
+
+    - ``mad`` (released): the mean absolute deviation of the group's rewards from their mean is
+      below ``threshold`` (0.01): ``np.mean([abs(x - mean) for x in rewards]) < 0.01``.
+    - ``equal`` (paper: "groups whose rewards are all equal"): max - min <= ``threshold``
+      (use a tiny threshold such as 1e-9).
+    """
+
+    rule: FilterRule = "mad"
+    threshold: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("mad", "equal"):
+            raise ValueError(f"unknown group filter {self.rule!r}; expected 'mad' or 'equal'")
+        if self.threshold < 0:
+            raise ValueError(f"group filter threshold must be >= 0, got {self.threshold}")
+
+    def drops(self, rewards: Sequence[float]) -> bool:
+        """Whether a group with these rewards is dropped."""
+        if self.rule == "equal":
+            return max(rewards) - min(rewards) <= self.threshold
+        mean = sum(rewards) / len(rewards)
+        return sum(abs(r - mean) for r in rewards) / len(rewards) < self.threshold
+
+
+PAPER_FILTER = GroupFilter("equal", 1e-9)
+
+
 def group_advantages(
-    values: Sequence[float], groups: Sequence[Hashable], tol: float = 1e-9
+    values: Sequence[float], groups: Sequence[Hashable], group_filter: GroupFilter = PAPER_FILTER
 ) -> list[float | None]:
     """Reward minus its group's mean (no division by std); ``None`` for every rollout of a group
-    whose rewards are all equal (such groups are dropped from the batch)."""
+    that ``group_filter`` drops (by default the paper's: rewards all equal)."""
     if len(values) != len(groups):
         raise ValueError(f"{len(values)} rewards for {len(groups)} group ids")
     members: dict[Hashable, list[float]] = {}
     for v, g in zip(values, groups, strict=True):
         members.setdefault(g, []).append(float(v))
     means = {g: sum(vs) / len(vs) for g, vs in members.items()}
-    flat = {g for g, vs in members.items() if max(vs) - min(vs) <= tol}
-    return [None if g in flat else float(v) - means[g] for v, g in zip(values, groups, strict=True)]
+    dropped = {g for g, vs in members.items() if group_filter.drops(vs)}
+    return [None if g in dropped else float(v) - means[g] for v, g in zip(values, groups, strict=True)]
+
+
+def refill_order(kept: int, total: int, seed: int) -> list[int]:
+    """Indices into the ``kept`` rollouts that refill a collection of ``total`` (released
+    ``active_sampling``): every kept rollout ``total // kept`` times, each pass in a fresh shuffle,
+    then the first ``total % kept`` of one more shuffle. Empty when nothing was kept."""
+    if kept <= 0:
+        return []
+    rng = random.Random(seed)
+    base = list(range(kept))
+    order: list[int] = []
+    for _ in range(total // kept):
+        rng.shuffle(base)
+        order += base
+    if total % kept:
+        rng.shuffle(base)
+        order += base[: total % kept]
+    return order
+
+
+def released_correctness(sample: Sample, trajectory: Trajectory) -> float:
+    """The released ``rule_reward`` result on the decoded transcript: 1.0, 0.0, or -1.0 when the
+    prediction does not parse (:func:`harness.compat.pixel_reasoner_result`; the gold is a
+    Pixel-Reasoner row's own ``answer`` when there is one, else the sample's golds)."""
+    from harness.compat import pixel_reasoner_result, released_transcript
+
+    raw = sample.metadata.get("pr_answer")
+    gold: str | list[str]
+    if isinstance(raw, str):
+        gold = raw
+    elif isinstance(raw, (list, tuple)):
+        gold = [str(g) for g in raw]
+    else:
+        gold = list(sample.answers) if sample.answers else sample.answer
+    text = released_transcript(trajectory)
+    return pixel_reasoner_result(text, gold) if text else -1.0
 
 
 def outcome_of(
@@ -141,12 +219,19 @@ def outcome_of(
     group: Hashable,
     mode: ScoringMode = official,
     mode_name: str = DEFAULT_MODE,
+    correctness: Correctness = "binary",
 ) -> Outcome:
-    """An :class:`Outcome` whose ``correct`` is exactly the eval scorer's score of ``trajectory``."""
-    score = score_trajectory(spec, sample, trajectory, mode, mode_name)
+    """An :class:`Outcome` whose ``correct`` is the eval scorer's score of ``trajectory``
+    (``binary``), or the released {-1, 0, 1} rule (``released``)."""
+    if correctness == "released":
+        correct = released_correctness(sample, trajectory)
+    elif correctness == "binary":
+        correct = score_trajectory(spec, sample, trajectory, mode, mode_name).score
+    else:
+        raise ValueError(f"unknown correctness {correctness!r}; expected 'released' or 'binary'")
     return Outcome(
         group=group,
-        correct=score.score,
+        correct=correct,
         n_ops=trajectory.n_ops,
         last_op_failed=trajectory.last_op_failed,
         media_kind=sample.media_kind,

@@ -56,14 +56,17 @@ class Encoded:
     labels: Any
 
 
-def encode_with_mask(processor: Any, messages: Sequence[Message]) -> Encoded:
-    """The full conversation's inputs and labels that keep only assistant-turn tokens."""
+def encode_with_mask(processor: Any, messages: Sequence[Message], last_turns: int | None = None) -> Encoded:
+    """The full conversation's inputs and labels that keep only assistant-turn tokens: every
+    assistant turn, or only the last ``last_turns`` of them (the released SFT keeps the last two,
+    so the deliberately wrong operation of a self-correction trace is never imitated)."""
     full = encode(processor, messages, generation_prompt=False)
     ids = full["input_ids"][0]
     labels = ids.clone().fill_(IGNORE)
-    for k, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
+    turns = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
+    if last_turns is not None:
+        turns = turns[-last_turns:] if last_turns > 0 else []
+    for k in turns:
         prefix = encode(processor, messages[:k], generation_prompt=True)["input_ids"][0]
         start = int(prefix.shape[0])
         end = int(encode(processor, messages[: k + 1], generation_prompt=False)["input_ids"].shape[1])

@@ -1,10 +1,17 @@
 """``trl_sft``: TRL's SFTTrainer on tool-use traces, with loss on assistant tokens only.
 
 Traces come from :mod:`harness_plugins.traces` (the harness's own Episode driven with scripted
-replies, so they are exactly eval's transcripts) and, optionally, a Pixel-Reasoner SFT JSON file.
+replies, so they are exactly eval's transcripts: single-pass, error-induced self-correction and
+textual traces, mixed by ``self_correction_ratio`` / ``textual_ratio``) or from the released SFT
+data (``data: pixel_reasoner_sft:PATH``, :mod:`harness_plugins.pr_data`, images and videos), and
+optionally a second Pixel-Reasoner SFT JSON file mixed in (``pixel_reasoner_sft``).
 Each conversation is encoded by :mod:`harness_plugins.tokens` with the model's own chat template
-and processor, as the hf eval backend encodes it; labels keep only the assistant turns (tool
-observations, their images, the system prompt and the question are -100). The checkpoint folder
+and processor, as the hf eval backend encodes it; labels keep only the last ``loss_last_turns``
+assistant turns (2, as released: the wrong operation of a self-correction trace is never
+imitated; 0 = every assistant turn). Tool observations, their images, the system prompt and the
+question are -100. Defaults are the released recipe (``instruction_tuning/sft.sh``): lr 1e-6,
+cosine with 10% warm-up, 5 epochs, a batch of 16 (8 GPUs x 1 x 2 accumulation: here
+``batch_size`` x ``grad_accum`` per process), vision tower frozen. The checkpoint folder
 (model + processor) loads with ``harness eval --model hf:OUTPUT_DIR``.
 
 TRL's built-in ``assistant_only_loss`` needs a ``{% generation %}`` chat template; our collator
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness import hookimpl
 from harness.trainer import TrainerSpec
@@ -36,15 +43,20 @@ class SFTTrainConfig:
     model: str = "@tiny"  # hf path or hub id (as in --model hf:...); @tiny = the embedded tiny model
     output_dir: str = "runs/trl_sft"
     task: str = "vstar"
-    data: str = "synthetic:1"  # training samples (as --data); keep eval's samples (synthetic:0) out
+    data: str = "synthetic:1"  # training samples (as --data), or pixel_reasoner_sft:PATH (released JSON)
     n_samples: int = 32
     limits: str = ""  # episode limits key=value,... (must match the eval run's --limits)
-    pixel_reasoner_sft: str | None = None  # optional Pixel-Reasoner SFT JSON (message_list records)
-    epochs: float = 1.0
+    pixel_reasoner_sft: str | None = None  # optional Pixel-Reasoner SFT JSON mixed in (message_list)
+    self_correction_ratio: float = 0.0  # synthesized traces: share of error-induced self-correction
+    textual_ratio: float = 0.0  # synthesized traces: share answered without any operation
+    loss_last_turns: int = 2  # loss on the last N assistant turns (released: 2); 0 = all
+    epochs: float = 5.0
     max_steps: int = -1  # > 0 overrides epochs
     learning_rate: float = 1e-6  # the published SFT learning rate
-    batch_size: int = 1
-    grad_accum: int = 1
+    lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"
+    warmup_ratio: float = 0.1  # must be < 1 (a ratio of the total steps)
+    batch_size: int = 1  # per device
+    grad_accum: int = 16  # released: 8 GPUs x 1 x 2 = 16 per optimiser step
     freeze_vision: bool = True  # published: vision tower frozen
     seed: int = 0
     logging_steps: int = 1
@@ -56,12 +68,19 @@ def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message
     from harness.limits import Limits
     from harness.rollout import RolloutConfig
 
-    from .traces import read_pixel_reasoner_sft, synthesize
+    from .pr_data import SFT_PREFIX
+    from .traces import read_pixel_reasoner_sft, synthesize, trace_styles
 
-    spec = harness.task(config.task)
-    samples = load_samples(spec, config.data, config.n_samples)
-    rollout_config = RolloutConfig(limits=Limits.parse(config.limits))
-    convs: list[Any] = [e.messages for e in synthesize(spec, samples, harness.tools, rollout_config)]
+    convs: list[Any]
+    if config.data.startswith(SFT_PREFIX):
+        convs = list(read_pixel_reasoner_sft(Path(config.data.removeprefix(SFT_PREFIX))))
+        convs = convs[: config.n_samples] if config.n_samples > 0 else convs
+    else:
+        spec = harness.task(config.task)
+        samples = load_samples(spec, config.data, config.n_samples)
+        rollout_config = RolloutConfig(limits=Limits.parse(config.limits))
+        styles = trace_styles(len(samples), config.self_correction_ratio, config.textual_ratio, config.seed)
+        convs = [e.messages for e in synthesize(spec, samples, harness.tools, rollout_config, styles)]
     if config.pixel_reasoner_sft:
         convs += list(read_pixel_reasoner_sft(Path(config.pixel_reasoner_sft)))
     if not convs:
@@ -95,13 +114,16 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
     processor, model = policy.processor, policy.model.train()
     if config.freeze_vision:
         freeze_vision_tower(model)
-    rows = [encode_with_mask(processor, m) for m in conversations(config, harness)]
+    last = config.loss_last_turns if config.loss_last_turns > 0 else None
+    rows = [encode_with_mask(processor, m, last) for m in conversations(config, harness)]
     out = Path(config.output_dir)
     args = SFTConfig(
         output_dir=str(out),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_schedule,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         logging_steps=config.logging_steps,

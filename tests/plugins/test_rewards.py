@@ -73,7 +73,7 @@ def test_released_worked_values_in_a_group_of_eight(media: str, used: int, bonus
 
 
 def test_constants_are_configurable() -> None:
-    config = CuriosityConfig(H=0.5, alpha=1.0, beta=0.1, N=2)
+    config = CuriosityConfig(form="paper", H=0.5, alpha=1.0, beta=0.1, N=2)
     assert curiosity_bonus(1, 0.25, "image", config) == pytest.approx(0.25)
     assert efficiency_penalty(2, config) == 0.0
     assert efficiency_penalty(4, config) == pytest.approx(-0.2)

@@ -63,7 +63,7 @@ def test_read_pixel_reasoner_sft(tmp_path: Path) -> None:
     (tmp_path / "sft.json").write_text(json.dumps([record]))
     (conv,) = list(read_pixel_reasoner_sft(tmp_path / "sft.json"))
     assert [m["role"] for m in conv] == ["system", "user", "assistant"]
-    assert conv[1]["content"][0]["image"].size == (32, 32)
+    assert conv[1]["content"][0]["image"].size == (56, 56)  # released SFT processor: >= 4*28*28 pixels
     assert conv[2]["content"] == [{"type": "text", "text": "<tool_call>{}</tool_call>"}]
     (tmp_path / "bad.json").write_text(json.dumps([{"x": 1}]))
     with pytest.raises(ValueError, match="message_list"):
