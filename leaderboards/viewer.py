@@ -15,7 +15,7 @@ instead, making it one self-contained file. All model and dataset text is HTML-e
 Run folders are untrusted (they are shared, and ``samples.jsonl`` is plain text): a ``saved``
 crop name must resolve, symlinks included, inside the run folder's ``crops/``; an original
 image inside its sample's data root, and that root inside a trusted one (the harness cache,
-the run folder, or a ``data_roots`` folder the user names). Anything else is never read: the
+the run folder, or a folder the user names in ``$HARNESS_DATA_ROOTS``). Anything else is never read: the
 page shows a placeholder and one warning says how many references were refused. Originals are
 always decoded and re-encoded, so only pixels of a real image can reach a page.
 """
@@ -26,6 +26,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import warnings
@@ -44,6 +45,7 @@ from .analytics import crop_boxes, target_boxes
 from .load import Loaded, ReportError, base_label, expand_runs, read_records, read_result, samples_path
 
 CORRECT_AT = 0.5
+DATA_ROOTS_ENV = "HARNESS_DATA_ROOTS"  # folders whose original images pages may show (os.pathsep-separated)
 THUMB_SIDE = 720
 CSP = "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
@@ -142,7 +144,8 @@ class Refused:
         if self.untrusted:
             parts.append(
                 f"{self.untrusted} original image(s) outside the trusted data roots "
-                f"({', '.join(str(r) for r in roots)}, and each run folder; add a folder with --data_root DIR)"
+                f"({', '.join(str(r) for r in roots)}, and each run folder; to show them, set "
+                f"{DATA_ROOTS_ENV}=DIR[{os.pathsep}DIR...] to their data folders)"
             )
         if not parts:
             return None
@@ -217,7 +220,7 @@ class _Images:
             return Shown(None, "refused: leads out of the sample's data root")
         if not within(path, [self.run, *self.roots]):
             self.refused.untrusted += 1
-            return Shown(None, f"not shown: {path.parent} is not a trusted data root (--data_root)")
+            return Shown(None, f"not shown: {path.parent} is not in a trusted data root ({DATA_ROOTS_ENV})")
         if not path.is_file():
             return Shown(None, f"not found: {path}")
         if path in self._done:
@@ -418,15 +421,18 @@ def _page_name(folder: Path, used: set[str]) -> str:
 
 
 def view(
-    run_args: list[str], out: Path, *, embed: bool = False, data_roots: Sequence[Path] = ()
+    run_args: list[str], out: Path, *, embed: bool = False, data_roots: Sequence[Path] | None = None
 ) -> list[Path]:
     """Write one page per run (and ``index.html`` linking them); return the page paths.
 
     Images are copied under ``out`` (or embedded); a file reference that leads out of the run
     folder, out of a sample's data root, or into a data root that is neither the harness cache,
     the run folder nor one of ``data_roots`` is not followed: the page shows a placeholder and
-    one :class:`ReportWarning` says how many were refused.
+    one :class:`ReportWarning` says how many were refused. ``data_roots`` defaults to the
+    folders in ``$HARNESS_DATA_ROOTS`` (separated by ``os.pathsep``).
     """
+    if data_roots is None:
+        data_roots = [Path(p) for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p]
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} exists and is not a folder")
     loaded = Loaded()

@@ -138,9 +138,10 @@ def _is_magenta(img: Image.Image) -> bool:
 
 
 @pytest.fixture
-def tampered_run(scripted_runs: dict[str, Path], tmp_path: Path) -> Path:
+def tampered_run(scripted_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the oracle run whose samples.jsonl points out of the run folder six ways (and
     names one crop that is simply missing)."""
+    monkeypatch.delenv("HARNESS_DATA_ROOTS", raising=False)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "passwd").write_text(SECRET)
@@ -196,7 +197,8 @@ def test_embed_of_a_tampered_run_embeds_nothing_from_outside(
     assert html.count("(refused: leads out of the run folder)") == 4
     assert "x.png (missing)" in html
     assert "original image refused: leads out of the sample&#x27;s data root" in html
-    assert "is not a trusted data root" in html
+    assert "is not in a trusted data root (HARNESS_DATA_ROOTS)" in html
+    assert "set HARNESS_DATA_ROOTS=DIR" in warned[0]
 
 
 def test_linked_view_of_a_tampered_run_copies_nothing_from_outside(
@@ -214,14 +216,21 @@ def test_linked_view_of_a_tampered_run_copies_nothing_from_outside(
     assert not any(_is_magenta(img) for img in _images_in(html, page.parent))
 
 
-def test_trusted_data_roots_are_the_users_choice(tampered_run: Path, tmp_path: Path) -> None:
+def test_trusted_data_roots_are_the_users_choice(
+    tampered_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.warns(
         ReportWarning, match=r"refused 5 file reference.*: 4 crop name.*1 original image path\(s\)"
     ):
         (page,) = view([str(tampered_run)], tmp_path / "view", data_roots=[tmp_path / "outside"])
     html = page.read_text(encoding="utf-8")
     assert sum(_is_magenta(img) for img in _images_in(html, page.parent)) == 1  # the trusted original
-    assert "is not a trusted data root" not in html
+    assert "is not in a trusted data root" not in html
+    monkeypatch.setenv("HARNESS_DATA_ROOTS", f"{tmp_path / 'nowhere'}:{tmp_path / 'outside'}")
+    assert cli.main(["view", str(tampered_run), "--out", str(tmp_path / "cli"), "--embed"]) == 0
+    assert "refused 5 file reference(s)" in capsys.readouterr().err
+    html = (tmp_path / "cli" / "tampered.html").read_text(encoding="utf-8")
+    assert sum(_is_magenta(img) for img in _images_in(html, tmp_path)) == 1
 
 
 def test_a_moved_view_folder_still_shows_every_image(scripted_runs: dict[str, Path], tmp_path: Path) -> None:
