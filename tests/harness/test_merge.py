@@ -165,7 +165,67 @@ def test_merge_refuses(
     with pytest.raises(MergeError, match=message) as info:
         merge(dirs, tmp_path / "M", harness=harness)
     assert "\n" not in str(info.value)
-    assert not (tmp_path / "M" / "results.json").exists()
+    assert not (tmp_path / "M").exists()  # a refused merge leaves no (empty) output folder
+
+
+def _set_score(dirs: list[Path], value: Any) -> str:
+    """Write ``value`` as the recorded score of the first sample of shard 1; returns its key."""
+    path = dirs[1] / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[0])
+    row["score"]["score"] = value
+    lines[0] = json.dumps(row, allow_nan=True)
+    path.write_text("\n".join(lines) + "\n")
+    return str(row["key"])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), r"score nan is not a finite number"),
+        ("NaN", r"score nan is not a finite number"),
+        (
+            "flip",
+            r"recorded score \S+ but its trajectory scores \S+ \(official scoring\); the file was changed",
+        ),
+    ],
+    ids=["NaN literal", "NaN string", "tampered"],
+)
+def test_merge_rescores_every_sample_and_names_a_bad_one(
+    runs: Callable[[str], Path], harness: Harness, tmp_path: Path, value: Any, message: str
+) -> None:
+    dirs = _copy(shard_dirs(runs, 2), tmp_path)
+    if value == "flip":
+        first = json.loads((dirs[1] / "samples.jsonl").read_text().splitlines()[0])
+        value = 1.0 - first["score"]["score"]
+    key = _set_score(dirs, value)
+    with pytest.raises(MergeError, match=message) as info:
+        merge(dirs, tmp_path / "M", harness=harness)
+    text = str(info.value)
+    assert "\n" not in text and f"{dirs[1] / 'samples.jsonl'}: sample {key}:" in text
+    assert not (tmp_path / "M").exists()
+
+
+def test_merge_refuses_a_tampered_breakdown(
+    runs: Callable[[str], Path], harness: Harness, tmp_path: Path
+) -> None:
+    dirs = _copy(shard_dirs(runs, 2), tmp_path)
+    path = dirs[0] / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[-1])
+    row["score"]["breakdown"] = {"category": "made-up"}
+    path.write_text("\n".join([*lines[:-1], json.dumps(row)]) + "\n")
+    with pytest.raises(MergeError, match=rf"sample {row['key']}: recorded breakdown .*made-up"):
+        merge(dirs, tmp_path / "M", harness=harness)
+
+
+def test_merge_output_path_naming_a_file(
+    runs: Callable[[str], Path], harness: Harness, tmp_path: Path
+) -> None:
+    (tmp_path / "M").write_text("mine")
+    with pytest.raises(MergeError, match=r"--output_path \S+ is a file") as info:
+        merge(shard_dirs(runs, 2), tmp_path / "M", harness=harness)
+    assert "\n" not in str(info.value) and (tmp_path / "M").read_text() == "mine"
 
 
 @pytest.mark.parametrize(
@@ -292,6 +352,12 @@ def test_cli_shard_and_merge(tmp_path: Path) -> None:
     assert refused.stderr.strip().count("\n") == 0 and "shard 0/2 appears twice" in refused.stderr
     bad = harness_cli("eval", *common, "--shard", "2/2", "--no_progress")
     assert bad.returncode == 2 and "--shard" in bad.stderr
+    (tmp_path / "F").write_text("mine")
+    into_file = harness_cli(
+        "merge", str(tmp_path / "A"), str(tmp_path / "B"), "--output_path", str(tmp_path / "F")
+    )
+    assert into_file.returncode == 2 and into_file.stderr.count("\n") == 1, into_file.stderr
+    assert "is a file" in into_file.stderr and (tmp_path / "F").read_text() == "mine"
 
 
 def test_allow_partial_merges_an_unfinished_shard(
