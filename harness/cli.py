@@ -12,7 +12,15 @@ import warnings
 from collections.abc import Sequence
 from typing import cast
 
-from .cli_support import EvalArgs, HarnessParser, closing_lines, default_run_dir, note, parse_limit
+from .cli_support import (
+    EvalArgs,
+    HarnessParser,
+    closing_lines,
+    default_run_dir,
+    drop_if_empty,
+    note,
+    parse_limit,
+)
 from .limits import Limits
 
 EPILOG = (
@@ -123,8 +131,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     process = accelerate_process()  # None unless started by a multi-process launcher
+    fresh = None
     if args.output_path is None and process is None:  # a run always leaves its files
-        args.output_path = str(default_run_dir(resolved.model, args.tasks))
+        fresh = default_run_dir(resolved.model, args.tasks)
+        args.output_path = str(fresh)
         note("eval", f"no --output_path: writing to {args.output_path}")
     config = EvalConfig(
         tasks=args.tasks,
@@ -152,7 +162,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             return 0
         result = merged
     else:
-        result = evaluate(config, harness, show_progress=not args.no_progress)
+        try:
+            result = evaluate(config, harness, show_progress=not args.no_progress)
+        except BaseException:
+            if fresh is not None:
+                drop_if_empty(fresh)  # a run that failed before its first sample leaves no folder
+            raise
     print(format_results(result))
     if args.output_path:
         print(closing_lines(args.output_path))
@@ -346,15 +361,36 @@ def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("dir", metavar="DIR", help="output folder (must not exist or be empty)")
     p.add_argument("--seed", type=int, default=0, help="weight seed (same seed, same files)")
+    from .serve import ServeOptions
+
+    serve_defaults = ServeOptions()
     p = sub.add_parser(
         "serve",
-        help="serve a model backend as an OpenAI-compatible endpoint on 127.0.0.1",
-        description="POST /v1/chat/completions and GET /v1/models on 127.0.0.1:PORT (no auth: local only).",
+        help="serve a model backend as an OpenAI-compatible endpoint (127.0.0.1 by default)",
+        description="POST /v1/chat/completions and GET /v1/models on HOST:PORT (uvicorn + Starlette). "
+        "Limits and refusals: docs/reliability.md, section harness serve.",
     )
     p.add_argument("--model", required=True, help="PREFIX:NAME, e.g. hf:PATH_OR_HUB_ID or hf:@tiny")
     p.add_argument("--model_args", default="", help="key=value,... passed to the backend")
-    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max_batch", type=int, default=8, help="requests generated together at most")
+    p.add_argument("--api-key", "--api_key", dest="api_key", help="require Authorization: Bearer KEY")
+    p.add_argument("--api_key_env", metavar="VAR", help="like --api-key, the key read from variable VAR")
+    p.add_argument(
+        "--max_request_pixels",
+        type=int,
+        default=serve_defaults.max_request_pixels,
+        help="pixels of all images of one request together, read from headers before decoding "
+        "(default %(default)s: 16 images of 5120*28*28)",
+    )
+    p.add_argument(
+        "--max_body_mb", type=int, default=serve_defaults.max_body_bytes >> 20, help="request body limit"
+    )
+    p.add_argument(
+        "--read_timeout", type=float, default=serve_defaults.read_timeout, help="seconds (head, body, idle)"
+    )
+    p.add_argument("--backlog", type=int, default=serve_defaults.backlog, help="listen queue length")
     p.add_argument("--verbose", action="store_true", help="log every request line")
 
 
@@ -378,12 +414,31 @@ def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .backends import parse_model_args
-    from .serve import serve
+    import os
 
-    if not 0 <= args.port < 65536 or args.max_batch < 1:
-        raise CliError("--port must be in 0..65535 and --max_batch >= 1")
-    serve(args.model, parse_model_args(args.model_args), args.port, args.max_batch, args.verbose)
+    from .backends import parse_model_args
+    from .serve import ServeOptions, serve
+
+    api_key = args.api_key
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise CliError(f"--api_key_env: variable {args.api_key_env} is not set or empty")
+    try:
+        options = ServeOptions(
+            host=args.host,
+            port=args.port,
+            max_batch=args.max_batch,
+            api_key=api_key,
+            max_request_pixels=args.max_request_pixels,
+            max_body_bytes=args.max_body_mb << 20,
+            read_timeout=args.read_timeout,
+            backlog=args.backlog,
+            verbose=args.verbose,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    serve(args.model, parse_model_args(args.model_args), options)
     return 0
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import re
 import sys
@@ -212,3 +213,17 @@ def closing_lines(out: str) -> str:
             f"  compare runs:               harness leaderboard {out} OTHER_RUN... --out leaderboard",
         )
     )
+
+
+def drop_if_empty(folder: Path) -> None:
+    """Remove a run folder this command created when no sample reached it (only its config)."""
+    samples = folder / "samples.jsonl"
+    if samples.exists() and samples.stat().st_size > 0:
+        return
+    for name in ("run_config.json", "samples.jsonl"):
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # anything else there (a lock, crops) keeps the folder
+        folder.rmdir()
+    if folder.parent.name == "runs":
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()

@@ -15,11 +15,20 @@ MVBench) and ``datasets.load_dataset`` (parquet-backed ones: InfographicVQA). Wh
 be reached, :class:`HubError` says so in one line, naming the dataset id and the local
 alternatives (``parquet:PATH``, ``jsonl:PATH``, ``hub:mirror=DIR``). ``HF_HUB_OFFLINE=1`` is
 honoured by both libraries (only the local cache is used).
+
+Before the first download of a process, :func:`ensure_hub` probes the hub once (a 3-second
+request to ``HF_ENDPOINT``); when it does not answer, the hub libraries are switched to offline
+mode for the rest of the process, so a cached id still loads and an id that cannot be had fails
+in seconds, in one line, instead of after minutes of retries. ``HF_HUB_OFFLINE=1`` skips the probe.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +40,9 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 HUB_KEYS = ("mirror", "cache_dir", "tallyqa", "revision")
+PROBE_TIMEOUT_S = 3.0
+DATA_ALTERNATIVES = "--data parquet:PATH, --data jsonl:PATH or --data hub:mirror=DIR"
+MODEL_ALTERNATIVES = "--model hf:DIR (a local checkpoint folder) or --model hf:@tiny (built offline)"
 
 
 class HubError(ValueError):
@@ -40,6 +52,84 @@ class HubError(ValueError):
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def offline_env() -> bool:
+    """``HF_HUB_OFFLINE`` is set to a true value."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _probe(url: str, timeout: float) -> str | None:
+    """``None`` when ``url`` answers (any HTTP status), else why not; bounded by ``timeout``
+    even where name resolution hangs (the request runs in a daemon thread)."""
+    outcome: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:
+            outcome.append(None)  # the server answered
+        except Exception as exc:  # noqa: BLE001 (any failure means: not reachable)
+            outcome.append(_one_line(exc))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Probe the hub once per process: ``None`` when it answers, else the one-line reason
+    (``"HF_HUB_OFFLINE is set"`` without probing when offline mode is asked for)."""
+    if offline_env():
+        return "HF_HUB_OFFLINE is set"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    reason = _probe(f"{endpoint}/api/spaces?limit=1", PROBE_TIMEOUT_S)
+    return None if reason is None else f"the hub ({endpoint}) cannot be reached: {reason}"
+
+
+def ensure_hub() -> str | None:
+    """Call before a hub download: when the hub cannot be reached, switch ``huggingface_hub``,
+    ``transformers`` and ``datasets`` to offline mode (cached files only, no retries) and
+    return the reason; ``None`` when the hub answers."""
+    reason = hub_unreachable()
+    if reason is None:
+        return None
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hub_constants
+
+        hub_constants.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+    try:
+        import datasets.config as datasets_config
+
+        datasets_config.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+    return reason
+
+
+def cached_snapshot(repo_id: str, repo_type: str = "model") -> Path | None:
+    """The local cache's snapshot folder of ``repo_id`` (no network), or ``None``."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
+    except Exception:  # noqa: BLE001 (not cached, malformed id, library missing: not available)
+        return None
+
+
+def unavailable(kind: str, repo_id: str, reason: str, alternatives: str) -> str:
+    """One line for a hub id that cannot be had offline: the id, HF_HUB_OFFLINE=1, the alternatives."""
+    return (
+        f"cannot load {kind} {repo_id!r}: {reason} and it is not in the local Hugging Face cache; "
+        f"run where the hub is reachable once (later runs can use HF_HUB_OFFLINE=1 with the cache), "
+        f"or use local files: {alternatives}"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +165,7 @@ class HubOptions:
             if not path.is_dir():
                 raise HubError(f"--data hub:mirror: no folder {path} for dataset {repo_id!r}")
             return path
+        offline = ensure_hub()
         try:
             from huggingface_hub import snapshot_download
 
@@ -86,6 +177,8 @@ class HubOptions:
                 allow_patterns=allow_patterns,
             )
         except Exception as exc:  # network, auth, missing repo: all end the same way
+            if offline:
+                raise HubError(unavailable("dataset", repo_id, offline, DATA_ALTERNATIVES)) from exc
             raise unreachable(repo_id, exc) from exc
         return Path(folder)
 
@@ -96,6 +189,7 @@ class HubOptions:
         path = str(self.mirror / repo_id) if self.mirror is not None else repo_id
         if self.mirror is not None and not Path(path).is_dir():
             raise HubError(f"--data hub:mirror: no folder {path} for dataset {repo_id!r}")
+        offline = ensure_hub() if self.mirror is None else None
         try:
             ds = datasets.load_dataset(
                 path,
@@ -105,6 +199,9 @@ class HubOptions:
                 cache_dir=str(self.cache_dir) if self.cache_dir else None,
             )
         except Exception as exc:
+            if offline:
+                what = f"dataset {config}/{split} of"
+                raise HubError(unavailable(what, repo_id, offline, DATA_ALTERNATIVES)) from exc
             raise unreachable(repo_id, exc, config=config, split=split) from exc
         if not isinstance(ds, datasets.Dataset):
             raise HubError(f"{repo_id} {config}/{split}: expected one split, got {type(ds).__name__}")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import hookimpl
+from ..hub import MODEL_ALTERNATIVES, cached_snapshot, ensure_hub, hub_unreachable, unavailable
 from ..policy import Policy, Reply, Request, Sampling
 from ..protocol import TOOL_END
 from . import BackendContext, BackendFactory
@@ -96,6 +97,21 @@ def resolve_model(name: str) -> str:
     return str(Path(name).expanduser()) if name.startswith("~") else name
 
 
+def offline_source(name: str) -> str | None:
+    """For a hub id when the hub cannot be reached (probed once, or ``HF_HUB_OFFLINE``): its cached
+    snapshot folder, or a one-line ``ValueError`` naming the id; ``None`` otherwise (a local
+    folder, ``@tiny``, or a reachable hub)."""
+    if not name or name.startswith(("@", "/", ".", "~")) or Path(name).is_dir():
+        return None
+    offline = ensure_hub()
+    if not offline:
+        return None
+    cached = cached_snapshot(name)
+    if cached is None:
+        raise ValueError(f"hf: {unavailable('model', name, offline, MODEL_ALTERNATIVES)}")
+    return str(cached)
+
+
 def render_prompts(processor: Any, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
     """Each conversation as prompt text, with the generation prompt (the processor's chat template)."""
     return [
@@ -108,6 +124,7 @@ class HFPolicy:
     """A transformers image-text-to-text model behind the :class:`~harness.policy.Policy` interface."""
 
     def __init__(self, model: str, options: HFOptions = HFOptions()) -> None:  # noqa: B008 (frozen)
+        cached = offline_source(model)  # before importing torch: an id that cannot be had fails fast
         try:
             import torch
 
@@ -117,7 +134,7 @@ class HFPolicy:
         self.torch = torch
         self.options = options
         self.name = f"hf:{model}"
-        source = resolve_model(model)
+        source = cached or resolve_model(model)
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device
         )
@@ -132,6 +149,7 @@ class HFPolicy:
         else:
             dtype = getattr(torch, dtype)
         extra = {"attn_implementation": options.attn_implementation} if options.attn_implementation else {}
+        offline = None if Path(source).is_dir() else hub_unreachable()
         try:
             self.processor = transformers.AutoProcessor.from_pretrained(
                 source, trust_remote_code=options.trust_remote_code
@@ -140,6 +158,8 @@ class HFPolicy:
                 source, dtype=dtype, trust_remote_code=options.trust_remote_code, **extra
             )
         except OSError as exc:
+            if offline:
+                raise ValueError(f"hf: {unavailable('model', model, offline, MODEL_ALTERNATIVES)}") from exc
             raise ValueError(f"hf: cannot load {model!r}: {first_line(exc)}") from exc
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer

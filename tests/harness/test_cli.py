@@ -105,7 +105,7 @@ def test_random_is_repeatable_and_near_chance(tmp_path: Path) -> None:
         ),
         (("--tasks", "vstar", "--model", "gpt:x"), "unknown model backend 'gpt'; valid backends:"),
         (
-            ("--tasks", "vstar", "--model", "scripted:oracle", "--limits", "max_opz=1"),
+            ("--tasks", "vstar", "--model", "scripted:oracle", "--episode_limits", "max_opz=1"),
             "unknown or malformed item",
         ),
         (("--tasks", "vstar", "--model", "scripted:oracle", "--data", "hubb"), "unknown --data source"),
