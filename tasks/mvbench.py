@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hookimpl
+from harness.confine import PathEscape, confined
 from harness.data import DataError, row_errors
 from harness.hub import HubOptions, extract_zips
 from harness.records import Sample
@@ -126,8 +127,12 @@ def _sample(root: Path, task: str, row_no: int, row: dict[str, Any]) -> Sample:
     if bound is not None:
         metadata["bound"] = list(bound)
     media: tuple[str, ...] = (rel,)
-    if (root / rel).is_dir():
-        n_files = sum(not name.startswith(".") for name in os.listdir(root / rel))
+    try:  # a `video` name that leads out of the data root lists nothing here (open_media refuses it)
+        folder: Path | None = confined(root, rel)
+    except PathEscape:
+        folder = None
+    if folder is not None and folder.is_dir():
+        n_files = sum(not name.startswith(".") for name in os.listdir(folder))
         indices = frame_indices(n_files, bound=bound)
         media = tuple(f"{rel}/{k:05d}.jpg" for k in indices)
         metadata["frame_indices"] = indices

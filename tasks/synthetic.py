@@ -39,6 +39,8 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from harness.confine import PathEscape, confined
+
 
 class _HasId(Protocol):
     @property
@@ -195,8 +197,12 @@ def write_sidecar(root: Path, key: str, obj: dict[str, Any]) -> None:
 
 
 def read_sidecar(root: Path, key: str) -> dict[str, Any]:
-    """The sidecar of ``key``, or ``{}`` (real data has none)."""
-    path = sidecar_path(root, key)
+    """The sidecar of ``key``, or ``{}`` (real data has none, and a key that leads out of the
+    sidecar folder, e.g. a data row's ``../`` image name, has none either)."""
+    try:
+        path = confined(root / SIDECAR_DIR, f"{key}.json")
+    except PathEscape:
+        return {}
     if not path.is_file():
         return {}
     data = read_json(path)

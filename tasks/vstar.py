@@ -32,6 +32,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from harness import hookimpl
+from harness.confine import PathEscape, confined
 from harness.data import DataError, row_errors
 from harness.hub import HubOptions
 from harness.records import Sample
@@ -98,8 +99,12 @@ def _sample(root: Path, row: dict[str, Any]) -> Sample:
     if len(options) < 2:
         raise ValueError(f"question_id {row['question_id']}: field 'text' has no (A)/(B) options")
     image = str(row["image"])
-    ann_path = (root / image).with_suffix(".json")
-    ann = syn.read_json(ann_path) if ann_path.is_file() else {}
+    try:  # the row names files under the data root; a name that leads out of it reads nothing here
+        image_path = confined(root, image)  # (open_media refuses it as the sample's error)
+        ann_path = confined(root, Path(image).with_suffix(".json"))
+    except PathEscape:
+        image_path = ann_path = None
+    ann = syn.read_json(ann_path) if ann_path is not None and ann_path.is_file() else {}
     metadata: dict[str, Any] = {
         "target_boxes": [list(b) for b in ann.get("bbox", [])],
         "target_object": list(ann.get("target_object", [])),
@@ -107,8 +112,9 @@ def _sample(root: Path, row: dict[str, Any]) -> Sample:
         **syn.read_sidecar(root, str(Path(image).with_suffix("").as_posix())),
     }
     try:
-        with Image.open(root / image) as im:
-            metadata["image_size"] = [im.width, im.height]
+        if image_path is not None:
+            with Image.open(image_path) as im:
+                metadata["image_size"] = [im.width, im.height]
     except (OSError, ValueError):
         pass
     return Sample(

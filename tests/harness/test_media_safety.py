@@ -185,3 +185,34 @@ def test_hub_image_names_only_lend_a_plain_suffix(name: str | None, expected: st
     from harness_tasks.formats import _suffix
 
     assert _suffix(name, b"\xff\xd8\xff\xe0rest") == expected
+
+
+def test_task_loaders_read_no_annotation_or_sidecar_outside_the_data_root(tmp_path: Path) -> None:
+    """A V* row whose image name leads out of the root must not pull the JSON next to that file
+    (nor a synthetic sidecar) into the sample's metadata, which would land in samples.jsonl."""
+    from harness_tasks import synthetic as syn
+    from harness_tasks import vstar
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (64, 64)).save(outside / "x.jpg")
+    (outside / "x.json").write_text(json.dumps({"bbox": [[1, 2, 3, 4]], "target_object": ["SECRET"]}))
+    side = tmp_path / "root" / syn.SIDECAR_DIR / ".." / ".." / "outside"
+    assert side.resolve() == outside.resolve()
+    (outside / "y.json").write_text(json.dumps({"leak": "SECRET"}))
+    root = tmp_path / "root"
+    root.mkdir()
+    row = {
+        "image": "../outside/x.jpg",
+        "text": "Q?\n(A) a\n(B) b",
+        "category": "c",
+        "question_id": 1,
+        "label": "A",
+    }
+    (root / vstar.QUESTIONS_FILE).write_text(json.dumps(row) + "\n")
+    [sample] = vstar.load_local(root)
+    assert "SECRET" not in json.dumps(sample.metadata)
+    assert "image_size" not in sample.metadata
+    assert syn.read_sidecar(root, "../../outside/y") == {}
+    with pytest.raises(MediaError, match="escapes the data root|leaves"):
+        open_media(sample)
