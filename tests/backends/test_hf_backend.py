@@ -86,7 +86,13 @@ def test_batched_generation_equals_one_by_one(
 @pytest.mark.parametrize(
     ("forced", "counted", "text", "finish"),
     [
-        (f"Let me zoom.\n{CALL}then more", f"Let me zoom.\n{CALL}", f"Let me zoom.\n{CALL}", "stop"),
+        (  # as released, </tool_call> is not a stop: text after it stays (a final answer)
+            f"Let me zoom.\n{CALL}\nSo the answer is \\boxed{{A}}.<|im_end|>junk",
+            f"Let me zoom.\n{CALL}\nSo the answer is \\boxed{{A}}.<|im_end|>",
+            f"Let me zoom.\n{CALL}\nSo the answer is \\boxed{{A}}.",
+            "stop",
+        ),
+        (f"Let me zoom.\n{CALL}<|im_end|>", f"Let me zoom.\n{CALL}<|im_end|>", f"Let me zoom.\n{CALL}", "stop"),
         (
             "The answer is \\boxed{A}.<|im_end|>junk",
             "The answer is \\boxed{A}.<|im_end|>",
@@ -96,7 +102,7 @@ def test_batched_generation_equals_one_by_one(
         ("42<|endoftext|>", "42<|endoftext|>", "42", "stop"),
         ("a", "a" * 12, "a" * 12, "length"),
     ],
-    ids=["keeps-tool-call", "drops-im-end", "drops-endoftext", "length"],
+    ids=["text-after-tool-call", "tool-call", "drops-im-end", "drops-endoftext", "length"],
 )
 def test_stops(
     hf_policy: Any,
@@ -108,10 +114,24 @@ def test_stops(
     finish: str,
 ) -> None:
     force(forced)
-    (request,) = requests_for("vstar", 1, max_new_tokens=12 if finish == "length" else 64)
+    (request,) = requests_for("vstar", 1, max_new_tokens=12 if finish == "length" else 160)
     (reply,) = hf_policy.generate([request])
     assert (reply.text, reply.finish_reason) == (text, finish)
     assert reply.completion_tokens == len(hf_policy.tokenizer.encode(counted, add_special_tokens=False))
+
+
+def test_stop_at_tool_call_option(
+    hf_policy: Any,
+    requests_for: Callable[..., list[Request]],
+    force: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # stop_at_tool_call=true (not the released behaviour) ends the turn right after </tool_call>
+    monkeypatch.setattr(hf_policy, "options", dataclasses.replace(hf_policy.options, stop_at_tool_call=True))
+    force(f"Let me zoom.\n{CALL}then more")
+    (request,) = requests_for("vstar", 1, max_new_tokens=64)
+    (reply,) = hf_policy.generate([request])
+    assert (reply.text, reply.finish_reason) == (f"Let me zoom.\n{CALL}", "stop")
 
 
 def test_rows_of_a_batch_stop_on_their_own(
@@ -121,7 +141,7 @@ def test_rows_of_a_batch_stop_on_their_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(hf_policy, "batch_size", 3)
-    force(CALL + "x", "short<|im_end|>", "never stops ")
+    force(CALL + "<|im_end|>", "short<|im_end|>", "never stops ")
     replies = hf_policy.generate(requests_for("vstar", 3, max_new_tokens=100))
     assert [r.text for r in replies[:2]] == [CALL, "short"]
     assert [r.finish_reason for r in replies] == ["stop", "stop", "length"]
@@ -145,7 +165,7 @@ def test_multi_turn_with_crops_and_frames(
 def test_context_budget_counts_backend_tokens(
     hf_policy: Any, force: Callable[..., None], backend_harness: Harness, make_samples: Any
 ) -> None:
-    force(CALL)
+    force(CALL + "<|im_end|>")
     items = [(backend_harness.task("vstar"), s) for s in make_samples("vstar", 1)]
     config = RolloutConfig(limits=Limits(max_new_tokens=64, max_context_tokens=300))
     (record,) = rollout(items, hf_policy, backend_harness.tools, config)
