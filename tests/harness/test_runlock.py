@@ -246,3 +246,36 @@ def test_two_concurrent_evals_on_one_folder(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "scripted:oracle" and results["n_samples"] == {"vstar": 12}
     assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_kept_by_a_child_of_a_dead_holder_is_reported_as_such(tmp_path: Path) -> None:
+    """A forked worker inherits the lock: the folder stays locked after its parent dies, and the
+    refusal says that the pid named has ended."""
+    code = (
+        "import os, sys, time\n"
+        "from harness.runlock import RunLock\n"
+        f"RunLock({str(tmp_path)!r}, 'eval').acquire()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    null = os.open(os.devnull, os.O_RDWR)\n"
+        "    os.dup2(null, 1)\n"
+        "    os.dup2(null, 2)\n"  # let the parent's pipes close
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    child = int(proc.stdout.strip())
+    try:
+        with pytest.raises(
+            RunLockError, match=r"pid \d+@\S+, since .*that pid has ended; a process it started still holds"
+        ):
+            RunLock(tmp_path, "eval").acquire()
+    finally:
+        os.kill(child, 9)
+    wait_for(lambda: runlock.holder(tmp_path) is None)
+    said: list[str] = []
+    with RunLock(tmp_path, "eval", notify=said.append):
+        pass
+    assert len(said) == 1 and "taking over" in said[0]
