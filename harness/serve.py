@@ -1,47 +1,91 @@
-"""``harness serve``: a model backend as an OpenAI-compatible endpoint on 127.0.0.1.
+"""``harness serve``: a model backend as an OpenAI-compatible endpoint (127.0.0.1 by default).
 
     harness serve --model hf:PATH --port 8000          # then: --model openai:NAME
                                                        #   --model_args base_url=http://127.0.0.1:8000/v1
 
 Endpoints: ``POST /v1/chat/completions`` (messages with base64 data-URL images and
 ``video_url`` frame sequences, as :mod:`harness.backends.chat` writes them; temperature, top_p,
-max_tokens / max_completion_tokens, stop, seed; no streaming, ``n`` = 1) and ``GET /v1/models``.
-Requests that arrive together are generated as one batch (up to ``--max_batch``), so concurrent
-clients share the model. A reply that ended on a requested stop string ``</tool_call>`` comes back
-without it and with ``"stop_reason": "</tool_call>"``, as vLLM's server does. There is no
-authentication: the server listens on 127.0.0.1 only.
+max_tokens / max_completion_tokens, stop, seed; no streaming, ``n`` = 1), ``GET /v1/models`` and
+``GET /health``. Requests that arrive together are generated as one batch (up to ``--max_batch``),
+so concurrent clients share the model. A reply that ended on a requested stop string
+``</tool_call>`` comes back without it and with ``"stop_reason": "</tool_call>"``, as vLLM's
+server does.
 
-Built on the standard library's ``ThreadingHTTPServer`` rather than a web framework: two JSON
-endpoints need no routing, validation or async machinery, and the model runs on one worker thread
-anyway (the batcher below), so a framework would add a dependency and nothing else.
+This module is the model side and stays light (PIL only; ``plugins/grpo_generation.py`` imports
+:class:`Batcher` from here): the :class:`Batcher`, the request limits (:class:`ServeOptions`),
+request validation (:func:`parse_completion`: the pydantic body model of
+:mod:`harness.serve_schema`, then every image's pixel count read from its header *before* it is
+decoded) and the response body. The HTTP side (uvicorn + Starlette: keep-alive, listen backlog,
+read timeouts, body limit, API key, JSON errors for malformed HTTP) is :mod:`harness.serve_http`.
+Every refusal is an :class:`HTTPError`: a 4xx with an OpenAI-style JSON error body whose
+``param`` names the field.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
+import io
 import queue
-import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .limits import Limits
 from .policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
 from .protocol import TOOL_END
 from .records import Sample
 
 HOST = "127.0.0.1"
-MAX_BODY = 512 * 1024 * 1024
 DEFAULT_MAX_TOKENS = 2048
+# Any request an episode with the default limits sends fits: max_images images of max_pixels each.
+DEFAULT_MAX_REQUEST_PIXELS = Limits().max_images * Limits().max_pixels
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # what Image.open may try
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What the server listens on and what it accepts (``harness serve --help``)."""
+
+    host: str = HOST
+    port: int = 8000
+    max_batch: int = 8
+    api_key: str | None = None  # None: no authentication
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all images of one request, from headers
+    max_body_bytes: int = 256 * 1024 * 1024
+    read_timeout: float = 30.0  # request head, each body read, and idle keep-alive connections
+    backlog: int = 2048  # listen queue: connections waiting to be accepted
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"--port must be in 0..65535, got {self.port}")
+        for name in ("max_batch", "max_request_pixels", "max_body_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not self.read_timeout > 0:
+            raise ValueError(f"--read_timeout must be > 0, got {self.read_timeout}")
+        if self.api_key is not None and not self.api_key:
+            raise ValueError("--api-key must not be empty")
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+    """A refused request: ``status``, a one-line message and the field it is about (``param``)."""
+
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
+        self.status, self.message, self.kind, self.param = status, message, kind, param
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}
+        }
 
 
 class Batcher:
@@ -85,35 +129,82 @@ class Completion:
     client_stops: tuple[str, ...]
 
 
-def parse_completion(body: Any) -> Completion:
-    """Validate an OpenAI chat-completions body into a :class:`Request` (HTTPError 400 if bad)."""
-    from .backends.chat import BadRequest, from_openai_messages
+def _data_urls(messages: Any) -> Iterator[tuple[str, str]]:
+    """(field, base64 payload) of every data-URL image and video frame in validated messages."""
+    for i, message in enumerate(messages):
+        if not isinstance(message.content, list):
+            continue
+        for j, part in enumerate(message.content):
+            holder = getattr(part, part.type, None) if part.type != "text" else None
+            url = holder if isinstance(holder, str) else getattr(holder, "url", None)
+            head, sep, data = (url or "").partition(",")
+            if not (head.startswith("data:") and sep and head.endswith(";base64")):
+                continue  # not a base64 data URL: from_openai_messages refuses it by name
+            what = f"messages[{i}].content[{j}]"
+            if part.type == "video_url":
+                yield from ((f"{what} frame {k}", f) for k, f in enumerate(data.split(",")) if f)
+            else:
+                yield what, data
 
-    if not isinstance(body, dict):
-        raise HTTPError(400, "the body must be a JSON object")
-    if body.get("stream"):
-        raise HTTPError(400, "streaming is not supported")
-    if body.get("n", 1) != 1:
-        raise HTTPError(400, "only n=1 is supported")
+
+def check_pixels(messages: Any, budget: int) -> int:
+    """Sum the pixels of every image and frame from its header, before anything is decoded.
+
+    Refuses (413, naming the part) an image over PIL's ``MAX_IMAGE_PIXELS`` or a request whose
+    images together exceed ``budget``; 400 for bad base64 or a header PIL cannot read. Returns
+    the total.
+    """
+    from PIL import Image
+
+    total = 0
+    for what, data in _data_urls(messages):
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise HTTPError(400, f"{what}: invalid base64 ({exc})", param=what) from None
+        try:
+            with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as im:  # reads the header only
+                width, height = im.size
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise HTTPError(400, f"{what}: not a readable image ({message})", param=what) from None
+        pixels = width * height
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and pixels > limit:
+            raise HTTPError(
+                413, f"{what}: a {width}x{height} image exceeds PIL's limit of {limit} pixels", param=what
+            )
+        total += pixels
+        if total > budget:
+            raise HTTPError(
+                413,
+                f"{what}: the request's images have {total} pixels so far, more than the server's "
+                f"budget of {budget} (harness serve --max_request_pixels)",
+                param=what,
+            )
+    return total
+
+
+def parse_completion(body: Any, max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS) -> Completion:
+    """Validate an OpenAI chat-completions body into a :class:`Request` (:class:`HTTPError` if bad)."""
+    from .backends.chat import BadRequest, from_openai_messages
+    from .serve_schema import validate_body
+
+    parsed = validate_body(body)
+    check_pixels(parsed.messages, max_request_pixels)
     try:
-        messages = from_openai_messages(body.get("messages"))
-        stop = body.get("stop") or []
-        stops = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
-        seed = body.get("seed")
-        sampling = Sampling(
-            temperature=float(body.get("temperature", 1.0)),
-            top_p=float(body.get("top_p", 1.0)),
-            max_new_tokens=int(max_tokens),
-            stop=tuple(s for s in stops if s != TOOL_END) or DEFAULT_STOP,
-            seed=int(seed) if seed is not None else 0,
-        )
+        messages = from_openai_messages(body["messages"])
     except BadRequest as exc:
-        raise HTTPError(400, str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise HTTPError(400, f"bad parameter: {exc}") from None
-    if sampling.temperature < 0 or not 0 < sampling.top_p <= 1 or sampling.max_new_tokens < 1:
-        raise HTTPError(400, "temperature must be >= 0, top_p in (0, 1], max_tokens >= 1")
+        field = str(exc).split(":", 1)[0]
+        raise HTTPError(400, str(exc), param=field if field.startswith("messages") else None) from None
+    stops = (parsed.stop,) if isinstance(parsed.stop, str) else tuple(parsed.stop or ())
+    sampling = Sampling(
+        temperature=1.0 if parsed.temperature is None else parsed.temperature,
+        top_p=1.0 if parsed.top_p is None else parsed.top_p,
+        max_new_tokens=parsed.max_completion_tokens or parsed.max_tokens or DEFAULT_MAX_TOKENS,
+        stop=tuple(s for s in stops if s != TOOL_END) or DEFAULT_STOP,
+        seed=parsed.seed or 0,
+    )
     sample = Sample(task="serve", id=uuid.uuid4().hex, question="", answer="", media=())
     return Completion(Request(messages, sampling, sample, turn=0, seed=sampling.seed), stops)
 
@@ -142,86 +233,20 @@ def completion_response(reply: Reply, completion: Completion, model: str) -> dic
     }
 
 
-def make_server(
-    policy: Policy, port: int, model: str, max_batch: int = 8, verbose: bool = False
-) -> ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1:``port`` (0 picks a free port) serving ``policy``."""
-    batcher = Batcher(policy, max_batch=max_batch)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # request lines only, never headers
-            if verbose:
-                sys.stderr.write(f"harness serve: {self.address_string()} {format % args}\n")
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _error(self, exc: HTTPError) -> None:
-            self._send(exc.status, {"error": {"message": exc.message, "type": exc.kind, "code": exc.status}})
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
-                self._send(
-                    200, {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "harness"}]}
-                )
-            elif self.path.rstrip("/") in ("/health", "/v1/health"):
-                self._send(200, {"status": "ok"})
-            else:
-                self._error(HTTPError(404, f"no route {self.path}", "not_found_error"))
-
-        def do_POST(self) -> None:  # noqa: N802
-            try:
-                if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                    raise HTTPError(404, f"no route {self.path}", "not_found_error")
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 < length <= MAX_BODY:
-                    raise HTTPError(
-                        413 if length else 411, "a JSON body with Content-Length is required (<= 512 MiB)"
-                    )
-                try:
-                    body = json.loads(self.rfile.read(length))
-                except ValueError as exc:
-                    raise HTTPError(400, f"invalid JSON: {exc}") from None
-                completion = parse_completion(body)
-                try:
-                    reply = batcher.submit(completion.request).result()
-                except Exception as exc:
-                    raise HTTPError(
-                        500, f"the model failed: {type(exc).__name__}: {exc}", "server_error"
-                    ) from None
-                if reply.finish_reason == "error":
-                    raise HTTPError(400, reply.text)
-                self._send(200, completion_response(reply, completion, model))
-            except HTTPError as exc:
-                self._error(exc)
-
-    server = ThreadingHTTPServer((HOST, port), Handler)
-    server.daemon_threads = True
-    return server
-
-
-def serve(
-    model: str, model_args: dict[str, str], port: int, max_batch: int = 8, verbose: bool = False
-) -> None:
+def serve(model: str, model_args: dict[str, str], options: ServeOptions) -> None:
     """Load the backend, then serve until interrupted (``harness serve``)."""
     from .backends import BackendContext, split_model
+    from .backends.options import MissingExtra
     from .plugins import Harness
 
+    try:
+        from .serve_http import run_server
+    except ImportError as exc:
+        raise MissingExtra(
+            f"harness serve needs uvicorn, starlette and pydantic ({exc.name} is missing): "
+            "pip install 'pixel-harness[serve]'"
+        ) from exc
     harness = Harness()
     prefix, rest = split_model(model)
     policy = harness.backend(prefix)(rest, BackendContext(model_args=dict(model_args), tasks=harness.tasks))
-    server = make_server(policy, port, model, max_batch=max_batch, verbose=verbose)
-    print(f"harness serve: {model} on http://{HOST}:{server.server_address[1]}/v1 (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("harness serve: stopped", file=sys.stderr)
-    finally:
-        server.server_close()
+    run_server(policy, model, options)

@@ -3,12 +3,9 @@ samples give identical trajectories in process (hf) and over HTTP (openai -> har
 
 from __future__ import annotations
 
+import base64
+import io
 import json
-import os
-import select
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,6 +14,8 @@ from typing import Any
 
 import pytest
 from backend_support import HAVE_OPENAI, needs_hf
+from PIL import Image
+from serve_support import Served, harness_serve
 
 from harness.limits import Limits
 from harness.plugins import Harness
@@ -33,9 +32,12 @@ PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEA
         ([], "JSON object"),
         ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, "streaming"),
         ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, "n=1"),
-        ({"messages": []}, "non-empty list"),
-        ({"messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature must be >= 0"),
-        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, "bad parameter"),
+        ({"messages": []}, "messages: List should have at least 1 item"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "temperature": -1},
+            "temperature: Input should be greater than or equal to 0",
+        ),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, "max_tokens: "),
     ],
 )
 def test_bad_bodies_are_400(body: Any, message: str) -> None:
@@ -71,28 +73,16 @@ def test_parse_and_respond() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model: Path) -> Iterator[str]:
-    """``harness serve --model hf:TINY --port 0`` in a subprocess; yields its base URL."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "harness", "serve", "--model", f"hf:{tiny_model}", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline, line = time.monotonic() + 180, ""
-        while "http://" not in line:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready or proc.poll() is not None:
-                raise AssertionError(
-                    f"harness serve did not start:\n{proc.stderr.read() if proc.stderr else ''}"
-                )
-            line = proc.stdout.readline() if proc.stdout else ""
-        yield "http://" + line.split("http://", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def hf_server(tiny_model: Path) -> Iterator[Served]:
+    """``harness serve --model hf:TINY --port 0`` in a subprocess."""
+    with harness_serve(["--model", f"hf:{tiny_model}", "--port", "0"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(hf_server: Served) -> str:
+    """The hf server's base URL (``http://127.0.0.1:PORT/v1``)."""
+    return hf_server.url
 
 
 def http(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
@@ -116,6 +106,19 @@ def test_models_and_errors_over_http(served: str, tiny_model: Path) -> None:
     ok = {"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "temperature": 0}
     status, out = http(f"{served}/chat/completions", json.dumps(ok).encode())
     assert status == 200 and out["usage"]["completion_tokens"] <= 3 and out["object"] == "chat.completion"
+
+
+@needs_hf
+def test_image_bomb_is_refused_before_decoding(hf_server: Served) -> None:
+    """A 20 KB 1-bit PNG of 13000x13000 px once took this server to 2.6 GB: now a 413 from the header."""
+    buf = io.BytesIO()
+    Image.new("1", (13000, 13000)).save(buf, format="PNG", optimize=True)
+    url = f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"
+    part = {"type": "image_url", "image_url": {"url": url}}
+    body = {"messages": [{"role": "user", "content": [part] * 5}], "max_tokens": 3}
+    status, err = http(f"{hf_server.url}/chat/completions", json.dumps(body).encode())
+    assert status == 413 and err["error"]["param"] == "messages[0].content[0]", err
+    assert hf_server.memory_kib()["VmHWM"] < 1024 * 1024  # KiB: peak RSS under 1 GiB
 
 
 def comparable(record: Any) -> dict[str, Any]:
