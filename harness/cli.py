@@ -10,7 +10,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from .cli_support import (
     EvalArgs,
@@ -194,8 +194,20 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "lists them. Keys of --config and --set are validated against the trainer's config.",
         epilog=_train_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=_TrainHelp,
+        help="show this help and exit; after --plugin NAME also every config key with its default",
     )
     p.add_argument("--plugin", default=None, help="trainer name, e.g. trl_sft or curiosity_grpo")
+    p.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the resolved config (defaults, then --config, then --set) as YAML and exit",
+    )
     p.add_argument(
         "--accelerate-config",
         default=None,
@@ -211,6 +223,28 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="KEY=VALUE",
         help="override one config key (value read as YAML; repeatable)",
     )
+
+
+class _TrainHelp(argparse.Action):
+    """``-h``: the usual help, then (when ``--plugin`` came first) the trainer's config keys."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: Any) -> None:
+        parser.print_help()
+        plugin = getattr(namespace, "plugin", None)
+        if plugin:
+            from .plugins import Harness
+            from .trainer import config_listing
+
+            try:
+                listing = config_listing(Harness().trainer(plugin))
+            except Exception as exc:  # noqa: BLE001 (an unknown trainer: say so, still exit 0 after help)
+                listing = f"(no config listing: {exc})"
+            print(f"\nconfig keys of {plugin} (defaults; --config FILE.yaml / --set KEY=VALUE):")
+            print(listing)
+        parser.exit()
 
 
 def _train_epilog() -> str:
@@ -252,6 +286,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config is not None and not Path(args.config).is_file():
         raise CliError(f"--config {args.config}: no such file")
     config = load_config(spec, Path(args.config) if args.config else None, args.overrides)
+    if args.show_config:
+        from .trainer import config_listing
+
+        print(config_listing(spec, config))
+        return 0
     out = spec.train(config, harness)
     print(f"harness train: {spec.name} wrote {out} (evaluate with: harness eval --model hf:{out} ...)")
     return 0

@@ -155,3 +155,30 @@ def load_config(spec: TrainerSpec, path: Path | None, overrides: Sequence[str] =
         values = {str(k): _yaml_number(v, str(v)) for k, v in (loaded or {}).items()}
     values.update(parse_overrides(overrides))
     return build_config(spec, values)
+
+
+def config_listing(spec: TrainerSpec, config: Any = None) -> str:
+    """Every config key of ``spec`` with its value (``config``'s, else the default) and type, one
+    per line as YAML (``key: value  # type``), for ``harness train --help`` and ``--show-config``."""
+    import json
+
+    hints = typing.get_type_hints(spec.config_class)
+    lines = []
+    for f in dataclasses.fields(spec.config_class):
+        if config is not None:
+            value = getattr(config, f.name)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = None
+        text = "null" if value is None else json.dumps(value) if isinstance(value, str) else str(value)
+        text = text.lower() if isinstance(value, bool) else text
+        tp = hints[f.name]
+        if typing.get_origin(tp) is Literal:
+            kind = "one of " + " | ".join(str(a) for a in typing.get_args(tp))
+        else:
+            kind = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        lines.append(f"{f.name}: {text}  # {kind}")
+    return "\n".join(lines)

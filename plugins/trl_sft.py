@@ -47,8 +47,8 @@ class SFTTrainConfig:
     n_samples: int = 32
     limits: str = ""  # episode limits key=value,... (must match the eval run's --limits)
     pixel_reasoner_sft: str | None = None  # optional Pixel-Reasoner SFT JSON mixed in (message_list)
-    self_correction_ratio: float = 0.0  # synthesized traces: share of error-induced self-correction
-    textual_ratio: float = 0.0  # synthesized traces: share answered without any operation
+    self_correction_ratio: float = 0.25  # synthesized traces: share of error-induced self-correction
+    textual_ratio: float = 0.25  # synthesized traces: share answered without any operation (released ~2k/8k)
     loss_last_turns: int = 2  # loss on the last N assistant turns (released: 2); 0 = all
     epochs: float = 5.0
     max_steps: int = -1  # > 0 overrides epochs
