@@ -2,8 +2,10 @@
 
 - :func:`collect_media`: the images and videos of a conversation, in prompt order (what a
   processor or ``multi_modal_data`` needs beside the rendered text).
-- :func:`finish_text`: cut a generated text at the first stop string. ``</tool_call>`` is kept
-  (a reply is a tool call only if it ends with it); end-of-turn strings are removed.
+- :func:`finish_text`: cut a generated text at the first stop string (removed). By default, as in
+  the released evaluation, only end-of-turn strings stop a reply: text after ``</tool_call>``
+  stays, and the reply is then a final answer. A backend run with ``stop_at_tool_call=true``
+  passes ``keep=("</tool_call>",)``: the reply ends right after it, which is kept.
 - :func:`to_openai_messages` / :func:`from_openai_messages`: our transformers-format messages to
   the OpenAI chat format and back. Images travel as base64 data URLs (PNG by default: lossless,
   so a server sees exactly the pixels the episode produced); a video travels as one
@@ -22,7 +24,6 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from ..protocol import TOOL_END
 
 Message = dict[str, Any]
 ImageFormat = Literal["png", "jpeg"]
@@ -52,7 +53,7 @@ def message_text(content: Any) -> str:
     return "".join(p.get("text", "") for p in content or () if p.get("type") == "text")
 
 
-def finish_text(text: str, stops: Iterable[str], keep: Iterable[str] = (TOOL_END,)) -> tuple[str, bool]:
+def finish_text(text: str, stops: Iterable[str], keep: Iterable[str] = ()) -> tuple[str, bool]:
     """Cut ``text`` at the earliest stop string; return (text, whether a stop was found).
 
     A string in ``keep`` stays at the end of the text; any other stop is removed. Ties (two stops

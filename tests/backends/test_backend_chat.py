@@ -32,7 +32,25 @@ STOPS = ("<|im_end|>", "<|endoftext|>")
         ("", "", False),
     ],
 )
-def test_finish_text(text: str, expected: str, found: bool) -> None:
+def test_finish_text_keeping_tool_end(text: str, expected: str, found: bool) -> None:
+    # stop_at_tool_call=true: </tool_call> ends the reply and stays in it
+    assert finish_text(text, STOPS, keep=("</tool_call>",)) == (expected, found)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "found"),
+    [
+        ("a <tool_call>{}</tool_call>", "a <tool_call>{}</tool_call>", False),
+        (
+            "<tool_call>{}</tool_call>\nSo the answer is \\boxed{A}<|im_end|>x",
+            "<tool_call>{}</tool_call>\nSo the answer is \\boxed{A}",
+            True,
+        ),
+        ("answer<|endoftext|>junk", "answer", True),
+    ],
+)
+def test_finish_text_default_is_released(text: str, expected: str, found: bool) -> None:
+    # as released: only end-of-turn strings stop; text after </tool_call> stays
     assert finish_text(text, STOPS) == (expected, found)
 
 
