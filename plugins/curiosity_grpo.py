@@ -355,8 +355,9 @@ def grpo_loss(
     processor: Any,
     batch: Sequence[tuple[Rollout, float]],
     clip: tuple[float, float] | LossSpec,
-) -> tuple[float, float]:
-    """Backpropagate one update's clipped surrogate; return (its value, the clipped token fraction).
+) -> tuple[float, float, float]:
+    """Backpropagate one update's clipped surrogate; return its value, the fraction of tokens
+    whose ratio lies outside the clip range, and the largest ``|ratio - 1|``.
 
     ``constant``: each micro-batch of ``micro_batch_size`` rollouts contributes its token sum
     divided by ``constant``, averaged over micro-batches (gradient accumulation, as the released
@@ -370,7 +371,7 @@ def grpo_loss(
         denominator = float(sum(int((_encoded(processor, r).labels != -100).sum()) for r, _ in batch) or 1)
     else:
         denominator = spec.constant * n_micro
-    total, clipped, tokens = 0.0, 0, 0
+    total, clipped, tokens, dev = 0.0, 0, 0, 0.0
     for roll, advantage in batch:
         logp = token_logps(model, processor, roll)
         old = roll.old_logp.to(logp.device) if roll.old_logp is not None else logp.detach()
@@ -381,7 +382,8 @@ def grpo_loss(
         ratio = (logp.detach() - old).exp()
         clipped += int(((ratio < 1 - spec.clip[0]) | (ratio > 1 + spec.clip[1])).sum())
         tokens += int(ratio.numel())
-    return total, clipped / max(tokens, 1)
+        dev = max(dev, float((ratio - 1).abs().max())) if ratio.numel() else dev
+    return total, clipped / max(tokens, 1), dev
 
 
 def step_log(
@@ -458,12 +460,12 @@ def optimise(
         if batch:
             model.train()
             optimizer.zero_grad()
-            loss, clip_frac = grpo_loss(model, processor, batch, spec)
+            loss, clip_frac, dev = grpo_loss(model, processor, batch, spec)
             norm = torch.nn.utils.clip_grad_norm_(
                 params, config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
             )
             optimizer.step()
-            update.update(loss=loss, grad_norm=float(norm), clipped_fraction=clip_frac)
+            update.update(loss=loss, grad_norm=float(norm), clipped_fraction=clip_frac, ratio_max_dev=dev)
         with warnings.catch_warnings():  # no optimiser step when every group was dropped
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             scheduler.step()
