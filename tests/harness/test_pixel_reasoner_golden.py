@@ -165,3 +165,19 @@ def test_text_after_tool_call_is_a_final_answer() -> None:
     traj = ep.trajectory()
     assert (traj.end_reason, traj.final_reply, traj.n_ops) == ("answer", reply, 0)
     assert traj.turns[0].observation is None and traj.turns[0].tool_call is None
+
+
+def test_records_written_before_shown_sizes_still_load() -> None:
+    from harness.records import Observation, Trajectory
+
+    obs = Observation.from_dict({"kind": "crop", "tool": "crop_image_normalized", "text": "t", "size": [532, 392]})
+    assert obs.shown_sizes == ()
+    old = {"task": "vstar", "sample_id": "1", "prompt_mode": "vcot", "system": "", "prompt": "", "turns": [], "end_reason": "answer"}
+    assert Trajectory.from_dict(old).shown_sizes == ()
+
+
+def test_trailing_whitespace_after_the_call_is_a_documented_deviation() -> None:
+    # the released check has no rstrip: "...</tool_call>\n" was an answer there; here it is a call
+    # (docs/deviations.md, Evaluation); only text that is not whitespace makes a final answer
+    reply = CALL_TEXT + "\n"
+    assert not released_requires_tool(reply) and parse_reply(reply).is_tool_call

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -172,3 +173,76 @@ def test_spec_and_hook() -> None:
     assert (spec.name, spec.version, spec.media_kind, spec.metric) == ("vstar", 1, "image", "accuracy")
     assert spec.subsets == ("direct_attributes", "relative_position")
     assert vstar.harness_register_tasks() == [spec]
+
+
+# -- released-evaluation acceptance through the real CLI (issue 12) ------------------------------
+
+CROP_CALL = (
+    "Let me zoom in.\n<tool_call>\n"
+    '{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.45, 0.45, 0.5, 0.5], "target_image": 1}}'
+    "\n</tool_call>"
+)
+
+
+def _run_replay(tmp_path: Path, replies: dict[str, list[str]], *extra: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write a 3840x2160 V* sample per reply key, replay the replies with ``harness eval``, and
+    return (samples.jsonl rows, results.json)."""
+    from harness.cli import main
+
+    Image.new("RGB", (3840, 2160), (120, 80, 40)).save(tmp_path / "big.png")
+    with (tmp_path / "samples.jsonl").open("w") as fh:
+        for key in replies:
+            s = Sample(
+                task="vstar",
+                id=key.split("/", 1)[1],
+                question="What is the color of the cup?",
+                answer="A",
+                media=("big.png",),
+                options=("red", "green", "blue", "yellow"),
+                category="direct_attributes",
+            )
+            fh.write(json.dumps(s.to_dict()) + "\n")
+    (tmp_path / "replies.json").write_text(json.dumps(replies))
+    out = tmp_path / "run"
+    argv = ["eval", "--tasks", "vstar", "--model", f"scripted:replay:{tmp_path / 'replies.json'}"]
+    argv += ["--data", f"jsonl:{tmp_path / 'samples.jsonl'}", "--output_path", str(out), "--no_progress", *extra]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return rows, json.loads((out / "results.json").read_text())
+
+
+def test_released_crop_source_and_shown_sizes_through_the_cli(tmp_path: Path) -> None:
+    """Released: crop cut from the 3332x1876 copy (256..8000*28*28), "Image Size: 840x476"
+    (256..5120), shown by the engine at 868x504 (512..5120); the input shown at 2660x1484."""
+    rows, results = _run_replay(tmp_path, {"vstar/big": [CROP_CALL, "So the answer is \\boxed{A}."]})
+    assert results["config"]["protocol"] == results["fingerprint"]["fields"]["protocol"] == "crop_image_normalized"
+    (row,) = rows
+    traj = row["trajectory"]
+    obs = traj["turns"][0]["observation"]
+    assert obs["text"] == "\nHere is the cropped image (Image Size: 840x476):"
+    assert obs["box"] == [1166, 657, 1999, 1126] and obs["size"] == [840, 476]
+    assert obs["shown_sizes"] == [[868, 504]] and traj["shown_sizes"] == [[2660, 1484]]
+    assert traj["n_ops"] == 1 and row["score"]["score"] == 1.0
+
+
+def test_text_after_tool_call_is_a_final_answer_through_the_cli(tmp_path: Path) -> None:
+    reply = CROP_CALL + "\nSo the answer is \\boxed{A}"
+    rows, _ = _run_replay(tmp_path, {"vstar/after": [reply]})
+    (row,) = rows
+    traj = row["trajectory"]
+    assert (traj["end_reason"], traj["n_ops"], traj["final_reply"]) == ("answer", 0, reply)
+    assert traj["turns"][0]["observation"] is None and traj["turns"][0]["tool_call"] is None
+    assert row["score"]["score"] == 1.0 and row["score"]["extracted"] == "A"
+
+
+def test_protocol_crop_image_is_advertised_and_recorded(tmp_path: Path) -> None:
+    call = CROP_CALL.replace("crop_image_normalized", "crop_image")
+    rows, results = _run_replay(tmp_path, {"vstar/old": [call, "\\boxed{A}"]}, "--protocol", "crop_image")
+    traj = rows[0]["trajectory"]
+    assert '"name": "crop_image", "description": "Zoom in on the image based on the bounding box coordinates."' in traj["system"]
+    assert "maximum value is the width/height of the image." in traj["system"]
+    assert "crop_image_normalized" not in traj["system"]
+    assert traj["turns"][0]["observation"]["tool"] == "crop_image"
+    assert traj["turns"][0]["observation"]["text"].endswith("(Image Size: 840x476):")
+    assert results["config"]["protocol"] == "crop_image"
+    assert results["fingerprint"]["fields"]["protocol"] == "crop_image"
