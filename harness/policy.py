@@ -49,7 +49,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One generated assistant message (stop strings removed, ``</tool_call>`` kept)."""
+    """One generated assistant message (stop strings removed; ``</tool_call>`` is not a stop by
+    default, as released, so any text the model wrote after it is part of the reply)."""
 
     text: str
     finish_reason: FinishReason = "stop"

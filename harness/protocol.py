@@ -9,7 +9,10 @@ What the released Pixel-Reasoner model was trained and evaluated with (REFERENCE
 - the user text of each prompt mode (:func:`user_text`);
 - the parsing of a reply into a tool call (:func:`parse_reply`): a reply is a call only when it
   ends with ``</tool_call>``, and only its last ``<tool_call>`` block is run, as the released
-  ``parse_last_tool`` does;
+  ``parse_last_tool`` does. ``</tool_call>`` is not a stop string of the released generation
+  (only ``<|im_end|>``/``<|endoftext|>`` are), so a reply with text after it (``...</tool_call>
+  So the answer is \\boxed{A}``) is a final answer, not a call. Trailing whitespace is ignored
+  here (the released check was a bare ``endswith``; see docs/deviations.md);
 - the exact texts of the user turn that answers a call (:data:`CROP_RESULT`,
   :data:`FRAMES_RESULT`, :data:`ERROR_RESULT`).
 
