@@ -24,7 +24,8 @@ from harness.results import RunDirError, read_samples
 
 LIMIT = 12
 BASE = EvalConfig(tasks="all", model="scripted:random", seed=1, limit=LIMIT, batch_size=8)
-VOLATILE = ("config", "wall_seconds", "created", "merged")
+# git: the revision at write time (a commit landing mid-session is not a result change)
+VOLATILE = ("config", "wall_seconds", "created", "merged", "git")
 
 
 def comparable(results: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ KILLS = 5
 SEED = 20260
 TASKS, LIMIT, MODEL = "vstar,tallyqa", 6, "scripted:random"
 TOTAL = 2 * LIMIT
-VOLATILE = {"config", "fingerprint", "wall_seconds", "created"}  # delay=... and the clock
+VOLATILE = {"config", "fingerprint", "wall_seconds", "created", "git"}  # delay=..., clock, revision
 TAKEOVER = re.compile(r"taking over the lock left by harness eval, pid (\d+)@")
 
 
