@@ -55,7 +55,9 @@ def qwen_smart_resize(h: int, w: int, min_pixels: int, max_pixels: int) -> tuple
     return hb, wb
 
 
-def engine_smart_resize(h: int, w: int, min_pixels: int = ENGINE_MIN, max_pixels: int = ENGINE_MAX) -> tuple[int, int]:
+def engine_smart_resize(
+    h: int, w: int, min_pixels: int = ENGINE_MIN, max_pixels: int = ENGINE_MAX
+) -> tuple[int, int]:
     """transformers Qwen2VL image processor smart_resize -> (h, w)."""
     hb, wb = round(h / F) * F, round(w / F) * F
     if hb * wb > max_pixels:
@@ -89,12 +91,19 @@ def engine_shown(size: tuple[int, int]) -> tuple[int, int]:
     return wh(engine_smart_resize(h, w))
 
 
-def released_crop(size: tuple[int, int], bbox: Sequence[float], padding: float = 0.1) -> tuple[int, int, int, int]:
+def released_crop(
+    size: tuple[int, int], bbox: Sequence[float], padding: float = 0.1
+) -> tuple[int, int, int, int]:
     """The pixel box PIL cuts for ``crop_image_normalized(image of size, bbox)``; raises
     ``AssertionError("Cropped image is too small: WxH")`` as the released code does."""
     img_x, img_y = size
     if bbox[0] < 1 and bbox[1] < 1 and bbox[2] < 1 and bbox[3] < 1:
-        n = (float(bbox[0]) - padding, float(bbox[1]) - padding, float(bbox[2]) + padding, float(bbox[3]) + padding)
+        n = (
+            float(bbox[0]) - padding,
+            float(bbox[1]) - padding,
+            float(bbox[2]) + padding,
+            float(bbox[3]) + padding,
+        )
     else:
         n = (
             float(bbox[0]) / img_x - padding,

@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from PIL import Image
 
-
 Message = dict[str, Any]
 ImageFormat = Literal["png", "jpeg"]
 VIDEO_MEDIA_TYPE = "video/jpeg"  # vLLM's name for "comma-separated base64 frames"

@@ -92,7 +92,12 @@ def test_batched_generation_equals_one_by_one(
             f"Let me zoom.\n{CALL}\nSo the answer is \\boxed{{A}}.",
             "stop",
         ),
-        (f"Let me zoom.\n{CALL}<|im_end|>", f"Let me zoom.\n{CALL}<|im_end|>", f"Let me zoom.\n{CALL}", "stop"),
+        (
+            f"Let me zoom.\n{CALL}<|im_end|>",
+            f"Let me zoom.\n{CALL}<|im_end|>",
+            f"Let me zoom.\n{CALL}",
+            "stop",
+        ),
         (
             "The answer is \\boxed{A}.<|im_end|>junk",
             "The answer is \\boxed{A}.<|im_end|>",

@@ -49,7 +49,9 @@ def vstar_episode() -> Episode:
 
 def video_episode() -> Episode:
     sample = Sample(task="mvbench", id="v", question="Q?", answer="A", media=("x",), media_kind="video")
-    ep = Episode(sample, [gradient(640, 360) for _ in range(16)], mode="vcot", question="Q?", tools=BUILTIN_TOOLS)
+    ep = Episode(
+        sample, [gradient(640, 360) for _ in range(16)], mode="vcot", question="Q?", tools=BUILTIN_TOOLS
+    )
     ep.step(call("select_frames", target_frames=[3, 4]))
     return ep
 

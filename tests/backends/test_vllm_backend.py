@@ -108,7 +108,12 @@ def fake_output(text: str, finish: str, n_tokens: int = 5, n_prompt: int = 11) -
         ("cut off", "length", "cut off", "length"),
         ("<tool_call>{}</tool_call>", "length", "<tool_call>{}</tool_call>", "length"),
         # text after </tool_call> survives (a final answer, not a call), as released
-        ("<tool_call>{}</tool_call>\nSo \\boxed{A}<|im_end|>", "stop", "<tool_call>{}</tool_call>\nSo \\boxed{A}", "stop"),
+        (
+            "<tool_call>{}</tool_call>\nSo \\boxed{A}<|im_end|>",
+            "stop",
+            "<tool_call>{}</tool_call>\nSo \\boxed{A}",
+            "stop",
+        ),
     ],
 )
 def test_to_reply(text: str, finish: str, reply_text: str, reason: str) -> None:

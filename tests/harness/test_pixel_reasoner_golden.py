@@ -62,7 +62,9 @@ def sample(kind: str = "image") -> Sample:
 
 
 def call(name: str, **arguments: Any) -> Reply:
-    return Reply(f"Let me look.\n<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>")
+    return Reply(
+        f"Let me look.\n<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+    )
 
 
 @pytest.mark.parametrize("row", IMAGE_ROWS, ids=[r[0] for r in IMAGE_ROWS])
@@ -84,7 +86,9 @@ def test_reference_tiny_and_frames() -> None:
 
 
 @pytest.mark.parametrize("row", IMAGE_ROWS, ids=[r[0] for r in IMAGE_ROWS])
-def test_episode_crops_like_the_released_eval(row: tuple[str, Size, list[float], Size, Size, Box, Size, Size]) -> None:
+def test_episode_crops_like_the_released_eval(
+    row: tuple[str, Size, list[float], Size, Size, Box, Size, Size],
+) -> None:
     _, size, bbox, _source, shown, box, text, crop_shown = row
     ep = Episode(sample(), [gradient(*size)], mode="vcot", question="Q?", tools=BUILTIN_TOOLS)
     first = ep.messages[1]["content"][0]["image"]
@@ -116,7 +120,10 @@ def test_episode_frames_like_the_released_eval(frame: Size, text: Size, shown: S
     assert {f.size for f in video} == {shown} and ep.shown_sizes == [shown] * 16
     ep.step(call("select_frames", target_frames=[2, 9]))
     content = ep.messages[-1]["content"]
-    assert content[0]["text"] == f"\nHere are the selected frames (Frame Size: {text[0]}x{text[1]}, Numbered 1 to 2):"
+    assert (
+        content[0]["text"]
+        == f"\nHere are the selected frames (Frame Size: {text[0]}x{text[1]}, Numbered 1 to 2):"
+    )
     assert [p["image"].size for p in content[1:]] == [shown, shown]
     obs = ep.turns[0].observation
     assert obs is not None and obs.size == text and obs.shown_sizes == (shown, shown)
@@ -125,7 +132,9 @@ def test_episode_frames_like_the_released_eval(frame: Size, text: Size, shown: S
 def test_engine_bounds_can_be_turned_off() -> None:
     # min_pixels=0 and a huge max_pixels: the model sees the tools' copies (the harness's old behaviour)
     wide = Limits(min_pixels=0, max_pixels=10**9)
-    ep = Episode(sample(), [gradient(3840, 2160)], mode="vcot", question="Q?", tools=BUILTIN_TOOLS, limits=wide)
+    ep = Episode(
+        sample(), [gradient(3840, 2160)], mode="vcot", question="Q?", tools=BUILTIN_TOOLS, limits=wide
+    )
     assert ep.messages[1]["content"][0]["image"].size == (3332, 1876)
 
 
@@ -170,9 +179,19 @@ def test_text_after_tool_call_is_a_final_answer() -> None:
 def test_records_written_before_shown_sizes_still_load() -> None:
     from harness.records import Observation, Trajectory
 
-    obs = Observation.from_dict({"kind": "crop", "tool": "crop_image_normalized", "text": "t", "size": [532, 392]})
+    obs = Observation.from_dict(
+        {"kind": "crop", "tool": "crop_image_normalized", "text": "t", "size": [532, 392]}
+    )
     assert obs.shown_sizes == ()
-    old = {"task": "vstar", "sample_id": "1", "prompt_mode": "vcot", "system": "", "prompt": "", "turns": [], "end_reason": "answer"}
+    old = {
+        "task": "vstar",
+        "sample_id": "1",
+        "prompt_mode": "vcot",
+        "system": "",
+        "prompt": "",
+        "turns": [],
+        "end_reason": "answer",
+    }
     assert Trajectory.from_dict(old).shown_sizes == ()
 
 

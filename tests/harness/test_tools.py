@@ -167,9 +167,10 @@ def test_crop_invalid_bbox_is_tool_error(bbox: Any) -> None:
 def test_crop_longer_bbox_uses_first_four(extra: Any) -> None:
     # released crop_image_normalized indexes bbox_2d[0..3], so a fifth element is ignored
     img = gradient(640, 480)
-    assert crop_image_normalized(img, [0.1, 0.2, 0.3, 0.4, extra])[1] == crop_image_normalized(
-        img, [0.1, 0.2, 0.3, 0.4]
-    )[1]
+    assert (
+        crop_image_normalized(img, [0.1, 0.2, 0.3, 0.4, extra])[1]
+        == crop_image_normalized(img, [0.1, 0.2, 0.3, 0.4])[1]
+    )
 
 
 # -- select_frames ------------------------------------------------------------------------------

@@ -184,7 +184,9 @@ CROP_CALL = (
 )
 
 
-def _run_replay(tmp_path: Path, replies: dict[str, list[str]], *extra: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _run_replay(
+    tmp_path: Path, replies: dict[str, list[str]], *extra: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write a 3840x2160 V* sample per reply key, replay the replies with ``harness eval``, and
     return (samples.jsonl rows, results.json)."""
     from harness.cli import main
@@ -205,7 +207,14 @@ def _run_replay(tmp_path: Path, replies: dict[str, list[str]], *extra: str) -> t
     (tmp_path / "replies.json").write_text(json.dumps(replies))
     out = tmp_path / "run"
     argv = ["eval", "--tasks", "vstar", "--model", f"scripted:replay:{tmp_path / 'replies.json'}"]
-    argv += ["--data", f"jsonl:{tmp_path / 'samples.jsonl'}", "--output_path", str(out), "--no_progress", *extra]
+    argv += [
+        "--data",
+        f"jsonl:{tmp_path / 'samples.jsonl'}",
+        "--output_path",
+        str(out),
+        "--no_progress",
+        *extra,
+    ]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     return rows, json.loads((out / "results.json").read_text())
@@ -215,7 +224,11 @@ def test_released_crop_source_and_shown_sizes_through_the_cli(tmp_path: Path) ->
     """Released: crop cut from the 3332x1876 copy (256..8000*28*28), "Image Size: 840x476"
     (256..5120), shown by the engine at 868x504 (512..5120); the input shown at 2660x1484."""
     rows, results = _run_replay(tmp_path, {"vstar/big": [CROP_CALL, "So the answer is \\boxed{A}."]})
-    assert results["config"]["protocol"] == results["fingerprint"]["fields"]["protocol"] == "crop_image_normalized"
+    assert (
+        results["config"]["protocol"]
+        == results["fingerprint"]["fields"]["protocol"]
+        == "crop_image_normalized"
+    )
     (row,) = rows
     traj = row["trajectory"]
     obs = traj["turns"][0]["observation"]
@@ -239,7 +252,10 @@ def test_protocol_crop_image_is_advertised_and_recorded(tmp_path: Path) -> None:
     call = CROP_CALL.replace("crop_image_normalized", "crop_image")
     rows, results = _run_replay(tmp_path, {"vstar/old": [call, "\\boxed{A}"]}, "--protocol", "crop_image")
     traj = rows[0]["trajectory"]
-    assert '"name": "crop_image", "description": "Zoom in on the image based on the bounding box coordinates."' in traj["system"]
+    assert (
+        '"name": "crop_image", "description": "Zoom in on the image based on the bounding box coordinates."'
+        in traj["system"]
+    )
     assert "maximum value is the width/height of the image." in traj["system"]
     assert "crop_image_normalized" not in traj["system"]
     assert traj["turns"][0]["observation"]["tool"] == "crop_image"
