@@ -21,7 +21,8 @@ Conventions (following the released multi-turn loop in ``experience_maker.py``):
   turns keep every reply for a compatibility scorer that wants that.)
 - A reply that is a tool call is checked against ``max_ops`` then the context budget (prompt +
   completion tokens, when the backend reports both) before it runs; a plain answer always ends the
-  episode as ``answer``. When the images a call returns would push the conversation past
+  episode, as ``answer``, or as ``no_answer`` when the task's extractor (``extract``, given by the
+  rollout) gets nothing from it. When the images a call returns would push the conversation past
   ``max_images`` slots (a video counts as one), the episode ends as ``max_images`` and the result
   is recorded but not shown.
 """
@@ -31,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class Episode:
         tools: Sequence[ToolSpec],
         limits: Limits = Limits(),  # noqa: B008 (frozen, immutable)
         crop_dir: Path | None = None,
+        extract: Callable[[str], str | None] | None = None,
     ) -> None:
         if mode not in PROMPT_MODES:
             raise ValueError(f"unknown prompt mode {mode!r}; expected one of {PROMPT_MODES}")
@@ -78,6 +80,7 @@ class Episode:
         self.mode: PromptMode = mode
         self.limits = limits
         self.crop_dir = Path(crop_dir) if crop_dir is not None else None
+        self.extract = extract  # the task's answer extractor: a final reply it gets nothing from is no_answer
         self.tools: dict[str, ToolSpec] = {t.name: t for t in tools}
         self.done = False
         self.n_ops = 0
@@ -153,12 +156,12 @@ class Episode:
             self._finish("error")
             self.error = reply.text
         elif self.mode != "vcot":
-            self._finish("answer", reply.text)
+            self._finish(self._answered(reply.text), reply.text)
         else:
             parsed = parse_reply(reply.text)
             call = parsed.call
             if not parsed.is_tool_call:
-                self._finish("answer", reply.text)
+                self._finish(self._answered(reply.text), reply.text)
             else:
                 executed = self.n_ops
                 self.n_ops += 1
@@ -208,6 +211,13 @@ class Episode:
         self.done = True
         self.end_reason = reason
         self.final_reply = final_reply
+
+    def _answered(self, text: str) -> EndReason:
+        """``answer``, or ``no_answer`` when the task's extractor gets nothing from ``text``."""
+        if self.extract is None:
+            return "answer"
+        extracted = self.extract(text)
+        return "answer" if extracted is not None and extracted.strip() else "no_answer"
 
     def _over_context(self, reply: Reply) -> bool:
         if reply.prompt_tokens is None or reply.completion_tokens is None:

@@ -33,7 +33,10 @@ from typing import Any, Literal, TypeVar
 T = TypeVar("T")
 
 MediaKind = Literal["image", "video"]
-EndReason = Literal["answer", "max_ops", "max_images", "context", "error"]
+#: How an episode ended: ``answer`` (a final reply the task's extractor got an answer from),
+#: ``no_answer`` (a final reply it got nothing from), a limit, or an error. Runs written before
+#: ``no_answer`` existed recorded both as ``answer``; they load unchanged.
+EndReason = Literal["answer", "no_answer", "max_ops", "max_images", "context", "error"]
 ObservationKind = Literal["crop", "frames", "error"]
 
 

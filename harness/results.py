@@ -23,9 +23,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from .records import MetricValue, Sample, SampleScore, TaskResult, Trajectory
+from .records import EndReason, MetricValue, Sample, SampleScore, TaskResult, Trajectory
 from .scoring import aggregate, breakdown
 from .shard import natural_key
 from .stats import bootstrap_stderr
@@ -293,6 +293,9 @@ def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, flo
         stats["score_with_tools"] = sum(with_tools) / len(with_tools)
     if without:
         stats["score_without_tools"] = sum(without) / len(without)
+    # Every end reason, zeros included: a run written before ``no_answer`` existed lacks that key
+    # (its replies without an answer are counted under ``end_answer``), so reports can tell.
+    stats.update({f"end_{reason}": ends.get(reason, 0) / n for reason in get_args(EndReason)})
     stats.update({f"end_{reason}": count / n for reason, count in sorted(ends.items())})
     return stats
 

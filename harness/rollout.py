@@ -81,6 +81,7 @@ def make_episode(spec: TaskSpec, sample: Sample, tools: Sequence[ToolSpec], conf
         tools=tools,
         limits=config.limits,
         crop_dir=config.crop_dir,
+        extract=lambda text: spec.score(text, sample).extracted,  # a reply without one ends no_answer
     )
 
 

@@ -24,8 +24,16 @@ from .analytics import score_by_ops
 from .html import to_html
 from .load import Loaded, LoadedRun, ReportError, comparability_flags, load_runs, task_columns
 from .report import TEST_DOUBLE_NOTE, Plot, Report, to_json, to_markdown, write_csv
-from .tables import headline_section, reference_frame, reference_section, results_frame, tool_section
-from .trainlog import read_training_log
+from .tables import (
+    end_section,
+    end_shares,
+    headline_section,
+    reference_frame,
+    reference_section,
+    results_frame,
+    tool_section,
+)
+from .trainlog import by_panel, read_training_log
 
 TITLE = "pixel-harness leaderboard"
 OUTPUTS = ("leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.json")
@@ -69,7 +77,8 @@ def runs_section(runs: Sequence[LoadedRun]) -> Section:
 
 def _plots(runs: Sequence[LoadedRun], frame: pd.DataFrame) -> list[Plot]:
     out: list[Plot] = []
-    png = P.scores_plot(frame)
+    colors = P.run_colors([r.label for r in runs])  # one colour per run on every plot of the page
+    png = P.scores_plot(frame, colors)
     if png:
         out.append(
             Plot(
@@ -89,7 +98,7 @@ def _plots(runs: Sequence[LoadedRun], frame: pd.DataFrame) -> list[Plot]:
         }
         for r in with_samples
     }
-    png = P.ops_histogram(ops)
+    png = P.ops_histogram(ops, colors)
     if png:
         out.append(
             Plot(
@@ -104,7 +113,7 @@ def _plots(runs: Sequence[LoadedRun], frame: pd.DataFrame) -> list[Plot]:
         r.label: {columns.get((r.label, t), t): v for t, v in score_by_ops(r.records or ()).items()}
         for r in with_samples
     }
-    png = P.score_vs_ops(points)
+    png = P.score_vs_ops(points, colors)
     if png:
         out.append(
             Plot(
@@ -113,6 +122,17 @@ def _plots(runs: Sequence[LoadedRun], frame: pd.DataFrame) -> list[Plot]:
                 png,
                 "Mean score x 100 of the samples with each number of tool calls (n per point).",
                 "tool_use",
+            )
+        )
+    png = P.end_reasons_plot({r.label: end_shares(r.result) for r in runs})
+    if png:
+        out.append(
+            Plot(
+                "end_reasons",
+                "How episodes ended",
+                png,
+                "Share of each run's samples (all tasks) by how the episode ended.",
+                "end_reasons",
             )
         )
     return out
@@ -128,14 +148,14 @@ def _training_plots(logs: Sequence[str], loaded: Loaded) -> list[Plot]:
             loaded.warn(f"{exc}; training plot left out")
             continue
         label = path.parent.name if path.name in ("trainer_state.json", "log.jsonl") else path.stem
-        png = P.training_plot(label, series)
+        png = P.training_plot(label, by_panel(series))
         if png:
             out.append(
                 Plot(
                     f"training-{i}",
                     f"Training: {label}",
                     png,
-                    f"Reward parts and accuracy over steps ({path}).",
+                    f"Loss, reward parts, RaPR, accuracy and learning rate per step, as logged ({path}).",
                 )
             )
     return out
@@ -162,6 +182,7 @@ def build_report(
         headline_section(frame),
         reference_section(),
         tool_section(frame),
+        end_section(results),
         *(harness or Harness()).leaderboard_sections(results),
     ]
     plots = [*_plots(runs, frame), *_training_plots(train_logs, loaded)]

@@ -4,12 +4,14 @@ No network assets: a Content-Security-Policy forbids every fetch except inline c
 ``data:`` images. Every piece of text from result files (model names, task names, warnings) is
 HTML-escaped. Tables sort by clicking a header (or Enter on it); ``#sort=<table key>,<column
 index>[,desc]`` in the URL sorts one table on load. When the script has run, each table carries
-``data-sortable="ready"`` and ``<body>`` ``data-ready="1"`` (what the headless-browser test
-checks).
+``data-sortable="ready"`` and ``data-fits`` (``1`` when it fits the page width without
+scrolling: long text cells wrap), ``<body>`` ``data-ready="1"``, and each figure ``data-labels``
+(what its plot labels: every run); this is what the headless-browser test checks.
 """
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 from harness.sections import Estimate, Section
@@ -27,7 +29,7 @@ h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin: 28px 0
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #dde1e8; padding: 4px 10px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
-td.text { white-space: normal; min-width: 8em; }
+td.text, td:first-child { white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
 th { background: #f2f4f8; cursor: pointer; user-select: none; white-space: normal; vertical-align: bottom;
      max-width: 9em; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 10px; }
@@ -75,6 +77,8 @@ SCRIPT = """
       th.addEventListener("keydown", function (e) { if (e.key === "Enter") go(); });
     });
     table.setAttribute("data-sortable", "ready");
+    var box = table.parentNode;  // the table fits its column (no horizontal scrolling needed)
+    table.setAttribute("data-fits", table.offsetWidth <= box.clientWidth + 1 ? "1" : "0");
   });
   var m = /[#&]sort=([^,&]+),(\\d+)(,desc)?/.exec(decodeURIComponent(location.hash));
   if (m) {
@@ -119,9 +123,10 @@ def _table(section: Section) -> str:
 
 def _figure(plot: Plot) -> str:
     caption = f"<figcaption>{escape(plot.caption)}</figcaption>" if plot.caption else ""
+    labels = escape(json.dumps(plot.labels()))
     return (
-        f'<figure id="plot-{escape(plot.key)}"><img src="{plot.data_url()}" alt="{escape(plot.title)}" '
-        f'data-plot="{escape(plot.key)}">{caption}</figure>'
+        f'<figure id="plot-{escape(plot.key)}" data-labels="{labels}"><img src="{plot.data_url()}" '
+        f'alt="{escape(plot.title)}" data-plot="{escape(plot.key)}">{caption}</figure>'
     )
 
 

@@ -33,6 +33,16 @@ REFERENCE_COLUMNS: dict[str, str] = {
     "mvbench": "MVBench accuracy",
 }
 
+#: Task order of every table and plot (the paper's), so measured and reported tables line up.
+TASK_ORDER = ("vstar", "tallyqa", "infovqa", "mvbench")
+
+
+def column_key(column: str) -> tuple[int, str]:
+    """Sort key of a table column (``vstar``, ``tallyqa (complex)``, ``vstar v2``): paper order first."""
+    task = column.split(" ")[0]
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), column)
+
+
 REFERENCE_ROWS: tuple[ReferenceRow, ...] = (
     ReferenceRow(
         model="TIGER-Lab/PixelReasoner-RL-v1 (7B)",

@@ -34,6 +34,21 @@ class Plot:
     def data_url(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
+    def labels(self) -> list[str]:
+        """What the figure labels (legend entries, named rows), as ``plots`` recorded in the PNG."""
+        return png_labels(self.png)
+
+
+def png_labels(png: bytes) -> list[str]:
+    """The ``Labels`` text chunk of a PNG written by ``plots`` (``[]`` when there is none)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        text = getattr(img, "text", {}).get("Labels", "[]")
+    return [str(x) for x in json.loads(text)]
+
 
 @dataclass(frozen=True)
 class Report:

@@ -20,7 +20,7 @@ from harness.sections import Cell, Estimate, Section
 
 from .analytics import look_stats
 from .load import LoadedRun, task_columns
-from .reference import REFERENCE_COLUMNS, REFERENCE_ROWS
+from .reference import REFERENCE_COLUMNS, REFERENCE_ROWS, column_key
 
 MEASURED = "measured"
 TOOL_STATS = (
@@ -138,7 +138,7 @@ def _ordered(values: pd.Series) -> list[str]:
 def headline_section(frame: pd.DataFrame) -> Section:
     """Model x task: the headline metric x 100 with its standard error."""
     models = _ordered(frame["model"])
-    cols = sorted(_ordered(frame["column"]))
+    cols = sorted(_ordered(frame["column"]), key=column_key)
     cells = {(str(r.model), str(r.column)): r for r in frame.itertuples(index=False)}
     rows: list[tuple[Cell, ...]] = []
     for model in models:
@@ -198,6 +198,54 @@ def tool_section(frame: pd.DataFrame) -> Section:
             "metric x 100 over samples that did / did not call a tool. Where samples carry target boxes: crop IoU "
             "(best crop vs the target region), target coverage (share of target area inside a crop), looked right "
             "(coverage >= 0.5); for videos with key frames: key frames selected. Empty = not defined."
+        ),
+    )
+
+
+# (end reason, header) of the end-reason table, in display order.
+END_TABLE: tuple[tuple[str, str], ...] = (
+    ("answer", "answered %"),
+    ("no_answer", "no answer %"),
+    ("max_ops", "max ops %"),
+    ("max_images", "max images %"),
+    ("context", "context %"),
+    ("error", "error %"),
+)
+
+
+def end_shares(result: RunResult, task: str | None = None) -> dict[str, float]:
+    """Share of samples per end reason (one task, or all tasks weighted by n); a reason the run
+    did not record (``no_answer`` before it existed) is left out."""
+    tasks = [result.results[task]] if task is not None else list(result.results.values())
+    total = sum(tr.n for tr in tasks)
+    shares: dict[str, float] = {}
+    for reason, _ in END_TABLE:
+        have = [tr for tr in tasks if f"end_{reason}" in tr.tool_stats]
+        if total and len(have) == len(tasks):
+            shares[reason] = sum(tr.tool_stats[f"end_{reason}"] * tr.n for tr in tasks) / total
+    return shares
+
+
+def end_section(results: Mapping[str, RunResult]) -> Section:
+    """Model x task: how the episodes ended, in percent of samples."""
+    columns, _ = task_columns(results)
+    rows: list[tuple[Cell, ...]] = []
+    for label, result in results.items():
+        for task in sorted(result.results, key=lambda t: column_key(columns[(label, t)])):
+            shares = end_shares(result, task)
+            cells = [_scaled(shares.get(reason), 100.0) for reason, _ in END_TABLE]
+            rows.append((label, columns[(label, task)], *cells))
+    return Section(
+        key="end_reasons",
+        title="How episodes ended",
+        columns=("model", "task", *(header for _, header in END_TABLE)),
+        rows=tuple(rows),
+        digits=(0, 0, *(1 for _ in END_TABLE)),
+        note=(
+            "answered: a final reply the task's extractor got an answer from; no answer: a final reply it got "
+            "nothing from; max ops / max images / context: the episode hit that limit; error: the backend or "
+            "the sample failed. Empty no answer: a run written before that reason existed (its replies "
+            "without an answer are counted as answered)."
         ),
     )
 

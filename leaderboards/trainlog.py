@@ -1,10 +1,13 @@
-"""Training logs for the report's training plots: reward parts and accuracy over steps.
+"""Training logs for the report's training plots: loss, reward parts, RaPR, accuracy and
+learning rate over steps.
 
 Accepted files: a transformers / TRL ``trainer_state.json`` (its ``log_history`` list), a JSON
-list of log dicts, or JSON lines, one log dict per line. Each dict needs a ``step`` (or
-``global_step``); the series kept are numeric keys naming a reward (``reward``,
-``rewards/curiosity/mean``; standard deviations are left out) or an accuracy (``accuracy``,
-``correct``, ``score``).
+list of log dicts, or JSON lines, one log dict per line (``curiosity_grpo``'s ``train_log.jsonl``).
+Each dict needs a ``step`` (or ``global_step``); the series kept are numeric keys that
+:func:`panel_of` places in a panel: a loss (``loss``, ``eval_loss``), a reward (``reward``,
+``rewards/curiosity/mean``), RaPR (``pixel_reasoning_rate``), an accuracy (``accuracy``,
+``mean_token_accuracy``, ``correct``, ``score``) or the learning rate (``learning_rate``, ``lr``).
+Standard deviations are left out.
 """
 
 from __future__ import annotations
@@ -18,11 +21,36 @@ Series = dict[str, list[tuple[float, float]]]
 ACCURACY_WORDS = ("accuracy", "correct", "score")
 
 
-def _wanted(key: str) -> bool:
+def panel_of(key: str) -> str | None:
+    """The training-plot panel of a log key (titles of ``plots.TRAINING_PANELS``), or ``None``."""
     low = key.lower()
     if low.endswith("std") or "/std" in low:
-        return False
-    return "reward" in low or any(w in low for w in ACCURACY_WORDS)
+        return None
+    if low in ("learning_rate", "lr"):
+        return "learning rate"
+    if "loss" in low:
+        return "loss"
+    if low in ("pixel_reasoning_rate", "rapr") or low.endswith("/rapr"):
+        return "RaPR"
+    if "reward" in low:
+        return "reward parts"
+    if any(w in low for w in ACCURACY_WORDS):
+        return "accuracy"
+    return None
+
+
+def _wanted(key: str) -> bool:
+    return panel_of(key) is not None
+
+
+def by_panel(series: Series) -> dict[str, Series]:
+    """Group a log's series by panel (``{"loss": {"loss": [...]}, "RaPR": {...}, ...}``)."""
+    panels: dict[str, Series] = {}
+    for key, values in series.items():
+        panel = panel_of(key)
+        if panel is not None:
+            panels.setdefault(panel, {})[key] = values
+    return panels
 
 
 def _entries(path: Path) -> list[Any]:
@@ -56,5 +84,7 @@ def read_training_log(path: Path) -> Series:
             if math.isfinite(value):
                 series.setdefault(key, []).append((float(step), float(value)))
     if not series:
-        raise ValueError(f"{path}: no step with a reward or accuracy value in this training log")
+        raise ValueError(
+            f"{path}: no step with a loss, reward, RaPR, accuracy or learning-rate value in this training log"
+        )
     return {k: sorted(v) for k, v in sorted(series.items())}

@@ -101,3 +101,18 @@ def breakdown_result() -> Callable[[str, dict[str, dict[str, float]]], TaskResul
         return task_result(task, 0.5, breakdown=bd)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run of the tiny random-weight model through the CLI (3 samples each of V* and
+    TallyQA, small images, 8 new tokens): a model run beside the scripted ones."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    limits = "max_new_tokens=8,min_pixels=3136,max_pixels=50176"
+    argv = ["eval", "--tasks", "vstar,tallyqa", "--model", "hf:@tiny", "--limit", "3"]
+    assert main([*argv, "--episode_limits", limits, "--output_path", str(out), "--no_progress"]) == 0
+    return out

@@ -5,6 +5,8 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it); skipped with the reason w
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -58,6 +60,35 @@ def report_page(scripted_runs: dict[str, Path], tmp_path_factory: pytest.TempPat
     return out / "leaderboard.html"
 
 
+@pytest.fixture(scope="module")
+def three_run_page(
+    scripted_runs: dict[str, Path], tiny_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """An oracle, a random and a tiny-model run (the tiny one has only two of the four tasks)."""
+    out = tmp_path_factory.mktemp("report3")
+    runs = [str(scripted_runs["oracle"]), str(scripted_runs["random"]), str(tiny_run)]
+    leaderboard(runs, out, harness=Harness(make_plugin_manager(autoload=False)))
+    return out / "leaderboard.html"
+
+
+def test_every_plot_labels_every_run_and_tables_fit(three_run_page: Path, tmp_path: Path) -> None:
+    dom = chromium(tmp_path, three_run_page.as_uri(), "--window-size=1400,3000", "--dump-dom")
+    assert re.search(r'<body[^>]*data-ready="1"', dom)
+    labels = rows(dom, "headline")
+    assert labels == ["scripted:oracle", "scripted:random", "hf:@tiny"]
+    figures = re.findall(
+        r'<figure id="plot-(\w+)" data-labels="([^"]*)"><img src="data:image/png;base64,', dom
+    )
+    assert {key for key, _ in figures} == {"scores", "ops_histogram", "score_vs_ops", "end_reasons"}
+    for key, shown in figures:
+        named = json.loads(html.unescape(shown))
+        assert all(label in named for label in labels), (key, named)
+    tables = re.findall(r'<table class="sortable" data-key="([^"]+)"[^>]*data-fits="(\d)"', dom)
+    assert tables and all(fits == "1" for _, fits in tables), tables
+    created = re.search(r'data-key="runs".*?</table>', dom, re.S)
+    assert created and "created" in created.group(0)
+
+
 def test_leaderboard_screenshot(report_page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "leaderboard.png"
     chromium(tmp_path, report_page.as_uri(), f"--screenshot={shot}", "--window-size=1280,2400")
@@ -80,7 +111,7 @@ def test_leaderboard_dom_after_the_script_ran(report_page: Path, tmp_path: Path)
     assert dom.count('<span class="badge">reported by the authors</span>') == 2
     assert "scripted:oracle" not in re.search(r'data-key="reference".*?</table>', dom, re.S).group(0)  # type: ignore[union-attr]
     plots = re.findall(r'<img src="(data:image/png;base64,[^"]{100,})" alt="([^"]+)" data-plot="(\w+)"', dom)
-    assert {p[2] for p in plots} == {"scores", "ops_histogram", "score_vs_ops"}
+    assert {p[2] for p in plots} == {"scores", "ops_histogram", "score_vs_ops", "end_reasons"}
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_headline_is_model_by_task_with_stderr(make_result: Callable[..., RunRes
         make_result("m:b", {"vstar": 0.25}),
     )
     section = headline_section(results_frame(runs))
-    assert section.columns == ("model", "tallyqa", "vstar")
+    assert section.columns == ("model", "vstar", "tallyqa")  # the reference table's order
     assert [r[0] for r in section.rows] == ["m:a", "m:b"]
     assert _row(section, "m:a")["vstar"] == Estimate(80.0, 5.0, 100)
     assert _row(section, "m:b")["tallyqa"] is None  # not run: empty, not zero
@@ -77,7 +77,7 @@ def test_different_task_versions_are_split_and_flagged(
     assert columns[("m:new", "tallyqa")] == "tallyqa"
     assert len(flags) == 1 and "vstar" in flags[0] and "not merged" in flags[0]
     section = headline_section(results_frame(runs))
-    assert section.columns == ("model", "tallyqa", "vstar v1", "vstar v2")
+    assert section.columns == ("model", "vstar v1", "vstar v2", "tallyqa")
     assert _row(section, "m:old")["vstar v2"] is None
 
 
@@ -161,3 +161,30 @@ def test_measured_frame_never_holds_reference_rows(make_result: Callable[..., Ru
 def test_section_rejects_ragged_rows() -> None:
     with pytest.raises(ValueError, match="row 0 has 1 cells for 2 columns"):
         Section(key="k", title="t", columns=("a", "b"), rows=(("x",),))
+
+
+def test_measured_and_reference_tables_share_column_order(make_result: Callable[..., RunResult]) -> None:
+    from harness_leaderboards.tables import reference_section
+
+    runs = _runs(make_result("m:a", {t: 0.5 for t in ("mvbench", "infovqa", "tallyqa", "vstar")}))
+    measured = headline_section(results_frame(runs)).columns[1:]
+    reference = [c.split(" ")[0] for c in reference_section().columns[1:-1]]
+    assert list(measured) == reference == ["vstar", "tallyqa", "infovqa", "mvbench"]
+
+
+def test_end_reason_table_counts_no_answer_and_leaves_old_runs_empty(
+    make_result: Callable[..., RunResult], make_task: Callable[..., Any]
+) -> None:
+    from harness_leaderboards.tables import end_section, end_shares
+
+    new = make_task("vstar", 0.5, tool_stats={"end_answer": 0.5, "end_no_answer": 0.25, "end_max_ops": 0.25,
+                                              "end_max_images": 0.0, "end_context": 0.0, "end_error": 0.0})  # fmt: skip
+    old = make_task("vstar", 0.5, tool_stats={"end_answer": 0.75, "end_error": 0.25})  # before no_answer
+    results = {"new": make_result("m:new", {"vstar": new}), "old": make_result("m:old", {"vstar": old})}
+    section = end_section(results)
+    assert section.columns[2:4] == ("answered %", "no answer %")
+    assert _row(section, "new")["no answer %"] == 25.0 and _row(section, "new")["answered %"] == 50.0
+    assert _row(section, "old")["no answer %"] is None and _row(section, "old")["answered %"] == 75.0
+    assert end_shares(results["new"]) == {
+        "answer": 0.5, "no_answer": 0.25, "max_ops": 0.25, "max_images": 0.0, "context": 0.0, "error": 0.0
+    }  # fmt: skip
