@@ -135,7 +135,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.output_path is None and process is None:  # a run always leaves its files
         fresh = default_run_dir(resolved.model, args.tasks)
         args.output_path = str(fresh)
-        note("eval", f"no --output_path: writing to {args.output_path}")
+        print(f"harness eval: no --output_path: writing to {args.output_path}", flush=True)
     config = EvalConfig(
         tasks=args.tasks,
         model=resolved.model,

@@ -61,7 +61,7 @@ def test_run_without_output_path_writes_a_fresh_run_folder_and_prints_it(tmp_pat
     for proc, folder in zip((first, second), folders, strict=True):
         rel = f"runs/{folder.name}"
         assert folder.name.startswith("scripted-oracle__vstar__")
-        assert f"writing to {rel}" in proc.stderr  # at the start
+        assert proc.stdout.startswith(f"harness eval: no --output_path: writing to {rel}\n")  # at the start
         assert f"wrote {rel}/results.json" in proc.stdout  # and at the end, with how to look at it
         assert f"harness view {rel}" in proc.stdout and "harness leaderboard" in proc.stdout
         assert len(rows(folder / "samples.jsonl")) == 5
