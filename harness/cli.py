@@ -79,6 +79,16 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "earlier crop_image (pixel-coordinate wording)",
     )
     p.add_argument("--batch_size", type=int, default=8, help="episodes in flight at once")
+    from .media_pool import WorkersAction, default_workers
+
+    p.add_argument(
+        "--workers",
+        action=WorkersAction,
+        default=None,
+        metavar="N",
+        help=f"threads opening/resizing media, running tools, encoding images (default: CPUs, "
+        f"here {default_workers()}); results do not depend on it",
+    )
     p.add_argument(
         "--temperature", type=float, default=None, help="sampling temperature (default: 0, greedy)"
     )

@@ -7,8 +7,11 @@ resizes, so on N cores up to N samples are prepared at once while the engine wai
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 _default: int | None = None
 
@@ -40,3 +43,21 @@ def worker_pool(workers: int | None = None, name: str = "harness-media") -> Thre
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
     return ThreadPoolExecutor(max_workers=n, thread_name_prefix=name)
+
+
+class WorkersAction(argparse.Action):
+    """``--workers N``: validated, and made this process's default (:func:`set_default_workers`)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        try:
+            n = int(str(values))
+            set_default_workers(n)
+        except ValueError:
+            parser.error(f"--workers must be an integer >= 1, got {values!r}")
+        setattr(namespace, self.dest, n)

@@ -4,8 +4,10 @@ Any ``/v1/chat/completions`` endpoint (``harness serve``, vLLM's or SGLang's Ope
 hosted API) through the official ``openai`` client (``pip install 'pixel-harness[openai]'``).
 Images travel as base64 data URLs (PNG by default: lossless; each image encoded once per episode),
 a video as one ``video_url`` frame sequence (vLLM's form) or, with ``video=images``, as separate
-images. Requests of a round run on a thread pool of ``concurrency`` workers, each with its seed,
-temperature, top_p, max_tokens and stop strings.
+images. The rollout engine sends each request on its own as soon as its episode is ready
+(``submit``: the async client on an event-loop thread, at most ``concurrency`` in flight, images
+encoded on the worker pool); ``generate(batch)`` runs a batch on a thread pool of ``concurrency``
+workers. Each request carries its seed, temperature, top_p, max_tokens and stop strings.
 
 Retries with exponential backoff on 408/409/429/5xx, connection errors and timeouts are the
 client's own (``max_retries``, ``timeout``). A request that still fails becomes that episode's
@@ -30,10 +32,12 @@ released values; a smart-resize inside the bounds leaves such an image unchanged
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -131,6 +135,11 @@ class OpenAIPolicy:
         )
         self.cache = DataUrlCache(options.image_format)
         self.pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="harness-openai")
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # submit(): started on first use
+        self._encoder: ThreadPoolExecutor
+        self._aclient: Any
+        self._limit: asyncio.Semaphore
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
         return list(self.pool.map(self._one, requests))
@@ -138,23 +147,68 @@ class OpenAIPolicy:
     def close(self) -> None:
         self.pool.shutdown(wait=False)
         self.client.close()
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            asyncio.run_coroutine_threadsafe(self._aclient.close(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            self._encoder.shutdown(wait=False)
+
+    def submit(self, request: Request) -> Future[Reply]:
+        """Send one request without blocking (the rollout engine's interface): the async client
+        on this policy's event-loop thread, at most ``concurrency`` requests in flight, the
+        images encoded to base64 on a worker pool (off the event loop and the engine)."""
+        return asyncio.run_coroutine_threadsafe(self._aone(request), self._async_loop())
+
+    def _async_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                from ..media_pool import worker_pool
+
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="harness-openai-async", daemon=True).start()
+                self._encoder = worker_pool(name="harness-openai-encode")
+                self._aclient = self.openai.AsyncOpenAI(
+                    api_key=os.environ.get(self.options.api_key_env) or NO_KEY,
+                    base_url=self.options.base_url,
+                    max_retries=self.options.max_retries,
+                    timeout=self.options.timeout,
+                )
+                self._limit = asyncio.Semaphore(self.options.concurrency)
+                self._loop = loop
+            return self._loop
+
+    async def _aone(self, request: Request) -> Reply:
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self._encoder, request_body, request, self.options, self.cache)
+        async with self._limit:
+            try:
+                response = await self._aclient.chat.completions.create(model=self.model, **body)
+            except self.openai.APIError as exc:
+                return self._failed(exc, start)
+        return self._to_reply(request, response, start)
 
     def _one(self, request: Request) -> Reply:
-        openai = self.openai
         start = time.perf_counter()
         body = request_body(request, self.options, self.cache)
         try:
             response = self.client.chat.completions.create(model=self.model, **body)
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+        except self.openai.APIError as exc:
+            return self._failed(exc, start)
+        return self._to_reply(request, response, start)
+
+    def _failed(self, exc: Exception, start: float) -> Reply:
+        """A failed request as the episode's error reply; a configuration error raises."""
+        openai = self.openai
+        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
             raise BackendConfigError(
                 f"openai: {self.client.base_url} refused the request ({exc.status_code}): {_message(exc)}"
             ) from None
-        except openai.APIError as exc:
-            status = getattr(exc, "status_code", None)
-            where = f"HTTP {status}" if status else type(exc).__name__
-            return Reply(
-                f"openai backend: {where}: {_message(exc)}", "error", seconds=time.perf_counter() - start
-            )
+        status = getattr(exc, "status_code", None)
+        where = f"HTTP {status}" if status else type(exc).__name__
+        return Reply(f"openai backend: {where}: {_message(exc)}", "error", seconds=time.perf_counter() - start)
+
+    def _to_reply(self, request: Request, response: Any, start: float) -> Reply:
         if not response.choices:
             return Reply(
                 "openai backend: the response has no choices", "error", seconds=time.perf_counter() - start
