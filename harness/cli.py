@@ -18,7 +18,6 @@ from .cli_support import (
     closing_lines,
     default_run_dir,
     drop_if_empty,
-    note,
     parse_limit,
 )
 from .limits import Limits
