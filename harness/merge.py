@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .confine import PathEscape, confined
 from .plugins import Harness
 from .records import RunResult
 from .results import (
@@ -239,10 +240,18 @@ def _copy_crops(runs: Sequence[ShardRun], out: Path) -> int:
         for rec in run.records:
             for turn in rec.trajectory.turns:
                 for name in turn.observation.saved if turn.observation else ():
-                    src = run.path / CROPS / name
+                    try:  # names come from the shard's samples.jsonl: untrusted (docs/reliability.md)
+                        src = confined(confined(run.path, CROPS), name)
+                        dst = confined(out / CROPS, name)
+                    except PathEscape:
+                        warnings.warn(
+                            f"{run.path}: {rec.key}: crop name {name!r} leads out of {CROPS}/; not copied",
+                            stacklevel=2,
+                        )
+                        continue
                     if src.is_file():
-                        (out / CROPS).mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(src, out / CROPS / name)
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(src, dst)
                         copied += 1
     return copied
 

@@ -32,7 +32,7 @@ HAVE_STACK = all(importlib.util.find_spec(m) for m in ("torch", "transformers", 
 needs_stack = pytest.mark.skipif(
     not HAVE_STACK, reason="needs torch, transformers and accelerate: pip install -e '.[hf]'"
 )
-VOLATILE = ("config", "wall_seconds", "created", "merged")
+VOLATILE = ("config", "wall_seconds", "created", "merged", "git")
 # Small enough for CPU: tiny images for the tiny model, short replies.
 TINY_LIMITS = "max_new_tokens=8,min_pixels=3136,max_pixels=50176"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -371,3 +372,27 @@ def test_allow_partial_merges_an_unfinished_shard(
     gaps = result.merged["incomplete"][str(dirs[1])]
     assert all(want is None for _, want in gaps.values())  # its expected counts are unknown
     assert sum(r.n for r in result.results.values()) == 4 * LIMIT  # yet no sample was lost
+
+
+def test_merge_copies_no_crop_from_outside_a_shard(
+    runs: Callable[[str], Path], harness: Harness, tmp_path: Path
+) -> None:
+    """A shard's samples.jsonl is untrusted: a `saved` crop name leading out of crops/ is neither
+    read from outside the shard nor written outside the merge output (docs/reliability.md)."""
+    dirs = _copy(shard_dirs(runs, 2), tmp_path / "shards")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"SECRET")
+    path = dirs[0] / "samples.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    escape = os.path.relpath(secret, dirs[0] / "crops")
+    rows[0]["trajectory"]["turns"][0]["observation"] = {
+        **(rows[0]["trajectory"]["turns"][0].get("observation") or {"kind": "crop", "tool": "x", "text": ""}),
+        "saved": [escape, "../../../escaped.png"],
+    }
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out" / "merged"
+    with pytest.warns(UserWarning, match="leads out of crops/; not copied"):
+        merge(dirs, out, harness=harness)
+    assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "out" / "escaped.png").exists()
+    copied = [p for p in out.rglob("*") if p.is_file() and p.read_bytes() == b"SECRET"]
+    assert copied == []
