@@ -33,12 +33,15 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .limits import Limits
 from .policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
 from .protocol import TOOL_END
 from .records import Sample
+
+if TYPE_CHECKING:
+    from .serve_http import Server
 
 HOST = "127.0.0.1"
 DEFAULT_MAX_TOKENS = 2048
@@ -231,6 +234,22 @@ def completion_response(reply: Reply, completion: Completion, model: str) -> dic
         ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done},
     }
+
+
+def make_server(
+    policy: Policy,
+    port: int,
+    model: str,
+    max_batch: int = 8,
+    verbose: bool = False,
+    options: ServeOptions | None = None,
+) -> Server:
+    """A bound :class:`harness.serve_http.Server` for ``policy`` on 127.0.0.1:``port`` (0: a free
+    port; ``options`` overrides everything); run it with ``serve_forever()`` (in a thread is fine)."""
+    from .serve_http import Server
+
+    options = options or ServeOptions(port=port, max_batch=max_batch, verbose=verbose)
+    return Server(policy, model, options)
 
 
 def serve(model: str, model_args: dict[str, str], options: ServeOptions) -> None:

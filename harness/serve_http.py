@@ -20,6 +20,7 @@ import json
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -245,30 +246,57 @@ def bind(options: ServeOptions) -> socket.socket:
     return socket.create_server((options.host, options.port), family=family, backlog=options.backlog)
 
 
+class Server:
+    """A bound, not yet running server (``serve_forever`` / ``shutdown`` / ``server_close``, as
+    the standard library's servers, so tests and callers can run it in a thread)."""
+
+    def __init__(self, policy: Policy, model: str, options: ServeOptions) -> None:
+        self.socket = bind(options)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
+        protocol = type("HarnessH11Protocol", (_Protocol,), {"head_timeout": options.read_timeout})
+        config = uvicorn.Config(
+            make_app(policy, model, options),
+            http=protocol,
+            lifespan="off",
+            log_config=None,
+            log_level="info" if options.verbose else "warning",
+            access_log=options.verbose,
+            backlog=options.backlog,
+            timeout_keep_alive=max(1, int(options.read_timeout)),
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        self.uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown`, SIGINT or SIGTERM (signals only in the main thread)."""
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.uvicorn.should_exit = True
+        self._stopped.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
 def run_server(policy: Policy, model: str, options: ServeOptions) -> None:
     """Serve ``policy`` until SIGINT/SIGTERM; prints the URL (with the port chosen) first."""
-    sock = bind(options)
-    protocol = type("HarnessH11Protocol", (_Protocol,), {"head_timeout": options.read_timeout})
-    config = uvicorn.Config(
-        make_app(policy, model, options),
-        http=protocol,
-        lifespan="off",
-        log_config=None,
-        log_level="info" if options.verbose else "warning",
-        access_log=options.verbose,
-        backlog=options.backlog,
-        timeout_keep_alive=max(1, int(options.read_timeout)),
-        timeout_graceful_shutdown=5,
-        server_header=False,
-    )
     if options.verbose:
         logging.basicConfig(level=logging.INFO, format="harness serve: %(message)s", stream=sys.stderr)
-    host, port = sock.getsockname()[:2]
+    server = Server(policy, model, options)
+    host, port = server.server_address
     shown = f"[{host}]" if ":" in host else host
     auth = "API key required" if options.api_key else "no API key"
     print(f"harness serve: {model} on http://{shown}:{port}/v1 ({auth}; Ctrl-C stops)", flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
-        sock.close()
+        server.server_close()
         print("harness serve: stopped", file=sys.stderr)

@@ -398,3 +398,30 @@ def test_cli_refuses_bad_options(tmp_path: Any) -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert done.returncode != 0 and needle in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_make_server_runs_in_a_thread_and_shuts_down() -> None:
+    """The in-process form (``make_server`` + ``serve_forever`` in a thread) other code relies on."""
+    import threading
+
+    from harness.backends.scripted import OraclePolicy
+    from harness.serve import make_server
+
+    server = make_server(OraclePolicy(), 0, "oracle")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # uvicorn starts listening once its loop runs
+            try:
+                reply = raw_request(server.server_address, post(CHAT, json.dumps(ok_body()).encode()))
+                break
+            except ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert reply.status == 200 and "boxed" in reply.json()["choices"][0]["message"]["content"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(10)
+    assert not thread.is_alive()
