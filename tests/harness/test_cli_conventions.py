@@ -261,3 +261,24 @@ def test_tiny_model_decodes_alike_however_it_is_named(tmp_path: Path) -> None:
     )
     assert eval_args("--model", "hf:org/real-model").limits_text == ""
     assert not is_tiny_model("hf:org/real-model") and not is_tiny_model("vllm:@tiny")
+
+
+def test_flag_table_maps_every_lm_eval_flag_and_names_only_real_flags_of_ours() -> None:
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("lm-eval is not installed")
+    run_py = Path(spec.submodule_search_locations[0]) / "_cli" / "run.py"
+    if not run_py.is_file():
+        pytest.skip(f"lm-eval {run_py} not found (another lm-eval layout)")
+    ours_doc = (Path(__file__).parents[2] / "docs" / "lm-eval-flags.md").read_text(encoding="utf-8")
+    table = [line.split("|") for line in ours_doc.splitlines() if line.startswith("| `")]
+    theirs = {f for row in table for f in re.findall(r"`(--\w+)`", row[1])}
+    lm_eval_flags = set(re.findall(r'add_argument\(\s*"(--\w+)"', run_py.read_text(encoding="utf-8")))
+    assert lm_eval_flags and lm_eval_flags <= theirs, sorted(lm_eval_flags - theirs)
+    eval_flags = {s for a in build_parser()._subparsers._group_actions[0].choices["eval"]._actions  # type: ignore[union-attr]
+                  for s in a.option_strings}  # fmt: skip
+    named = {f for row in table for f in re.findall(r"`(--\w+)", row[2]) if "harness train" not in row[2]}
+    assert named <= eval_flags | {"--version", "--out"}, sorted(named - eval_flags)
