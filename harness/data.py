@@ -95,7 +95,14 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
         root.mkdir(parents=True, exist_ok=True)
         samples = spec.synthesize(n, seed, root)
     elif kind == "jsonl":
-        samples = [s for s in load_jsonl(Path(arg)) if s.task == spec.name]
+        every = load_jsonl(Path(arg))
+        samples = [s for s in every if s.task == spec.name]
+        if not samples:  # never a run of n=0 with NaN metrics
+            has = sorted({s.task for s in every})
+            raise DataError(
+                f"{arg}: no sample of task {spec.name} (the file has "
+                + (f"tasks {', '.join(has)})" if has else "no samples)")
+            )
     elif kind == "parquet":
         samples = load_pixel_reasoner(spec, Path(arg))
     elif kind == "hub":
@@ -106,7 +113,12 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
 
 
 def load_jsonl(path: Path) -> list[Sample]:
-    """Read our own sample format (one ``Sample.to_dict()`` per line)."""
+    """Read our own sample format (one ``Sample.to_dict()`` per line).
+
+    ``media`` is a list of paths; a single path given as a string is taken as a one-element list
+    (never split into characters). Any other type is a :class:`DataError` naming the line, the
+    sample and the field.
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     out = []
@@ -114,18 +126,32 @@ def load_jsonl(path: Path) -> list[Sample]:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise DataError(f"{where}: expected a JSON object (one sample), got {type(row).__name__}")
                 for required in ("task", "id", "question", "answer", "media"):
                     if required not in row:
-                        raise DataError(f"{path}:{lineno}: missing field {required!r}")
+                        raise DataError(f"{where}: missing field {required!r}")
+                where = f"{where} (sample {row['id']!r})"
+                row["media"] = _media_paths(where, row["media"])
                 row["root"] = row.get("root") or str(path.parent)
                 out.append(Sample.from_dict(row))
             except DataError:
                 raise
             except (ValueError, TypeError) as exc:
-                raise DataError(f"{path}:{lineno}: {exc}") from exc
+                raise DataError(f"{where}: {exc}") from exc
     return out
+
+
+def _media_paths(where: str, media: Any) -> list[str]:
+    """A jsonl row's ``media`` as a list of paths: a string is one path, not a list of characters."""
+    if isinstance(media, str):
+        media = [media]
+    if not isinstance(media, list) or not all(isinstance(m, str) and m for m in media):
+        raise DataError(f"{where}: field 'media' must be a path or a list of paths, got {str(media)[:80]!r}")
+    return media
 
 
 def load_hub(spec: TaskSpec, arg: str) -> list[Sample]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import BackendContext, split_model
-from .data import load_samples
+from .data import DataError, load_samples
 from .limits import Limits
 from .plugins import Harness
 from .policy import Policy, Sampling
@@ -161,6 +161,10 @@ def _evaluate(
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
     samples: dict[str, list[Sample]] = {s.name: load_limited(s, config.data, config.limit) for s in specs}
+    empty = [name for name, ss in samples.items() if not ss]
+    if empty:  # a task with n=0 would "finish" with NaN metrics and exit 0
+        limit = f" --limit {config.limit}" if config.limit is not None else ""
+        raise DataError(f"--data {config.data}{limit}: no samples of task {', '.join(empty)}")
     if shard is not None:  # --limit first (the unsharded run's samples), then this shard's part
         samples = {name: shard.select(ss) for name, ss in samples.items()}
 

@@ -165,7 +165,10 @@ class _Record:
         # cleaning is replaced; clean fields (nearly always all of them) are left as they are.
         for f in dataclasses.fields(typing.cast(Any, self)):
             value = getattr(self, f.name)
-            cleaned = _clean(value)
+            try:
+                cleaned = _clean(value)
+            except RecursionError:  # circular or absurdly deep data: the writer records it as an error
+                continue
             if cleaned is not value:
                 object.__setattr__(self, f.name, cleaned)
 

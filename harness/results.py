@@ -37,6 +37,9 @@ RUN_CONFIG = "run_config.json"
 CROPS = "crops"
 
 
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class RunDirError(Exception):
     """The output folder cannot be used as asked (exists without --resume, config mismatch)."""
 
@@ -60,7 +63,10 @@ class SampleRecord:
             "trajectory": self.trajectory.to_dict(),
             "score": self.score.to_dict(),
         }
-        return json.dumps(row, ensure_ascii=False, allow_nan=False, default=str)
+        line = json.dumps(row, ensure_ascii=False, allow_nan=False, default=str)
+        # One record, one line for every reader: str.splitlines() (and JavaScript) also break at
+        # U+0085, U+2028 and U+2029, which json.dumps leaves raw; they only occur inside strings.
+        return line.translate(_LINE_BREAKS) if not line.isascii() else line
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> SampleRecord:
@@ -141,7 +147,8 @@ def read_samples(path: Path, *, repair: bool = False) -> list[SampleRecord]:
                 fh.truncate(end)
     records: list[SampleRecord] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(data[:end].decode("utf-8").splitlines(), 1):
+    # Split at "\n" only: str.splitlines() would also split inside strings at U+0085/U+2028.
+    for lineno, line in enumerate(data[:end].decode("utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -181,7 +188,9 @@ def unwritable_record(record: SampleRecord, exc: BaseException) -> SampleRecord:
         end_reason="error",
         error=reason[:2000],
     )
-    score = dataclasses.replace(record.score, score=0.0, extracted=None, breakdown=dict(record.score.breakdown))
+    score = dataclasses.replace(
+        record.score, score=0.0, extracted=None, breakdown=dict(record.score.breakdown)
+    )
     try:
         json.dumps(score.to_dict(), allow_nan=False, default=str)
     except Exception:  # noqa: BLE001
