@@ -41,7 +41,7 @@ from PIL import Image
 from .limits import Limits
 from .policy import Reply
 from .protocol import SYSTEM_PROMPT, parse_reply, render_error, system_prompt, user_text
-from .records import EndReason, Observation, Sample, ToolCall, Trajectory, Turn
+from .records import EndReason, Observation, Sample, ToolCall, Trajectory, Turn, clean_text
 from .task import PROMPT_MODES, PromptMode
 from .tools import SeenImage, ToolContext, ToolError, ToolResult, ToolSpec, resize_to_budget
 
@@ -149,7 +149,10 @@ class Episode:
                 f"episode {self.sample.key} is finished ({self.end_reason}); step() called again"
             )
         index = len(self.turns)
-        self.messages.append({"role": "assistant", "content": [{"type": "text", "text": reply.text}]})
+        # clean_text: a lone surrogate (an OpenAI-compatible server can send one) cannot be encoded
+        # into the next request; the Turn keeps the exact reply (Turn.raw_reply).
+        shown = clean_text(reply.text)
+        self.messages.append({"role": "assistant", "content": [{"type": "text", "text": shown}]})
         call: ToolCall | None = None
         obs: Observation | None = None
         if reply.finish_reason == "error":

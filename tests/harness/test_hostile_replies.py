@@ -562,3 +562,54 @@ def test_limit_zero_is_an_error_not_n_0(small_data: Path, harness_instance: Harn
     config = EvalConfig(tasks="vstar", model="scripted:oracle", data=f"jsonl:{small_data}", limit=0)
     with pytest.raises(DataError, match=r"--limit 0: no samples of task vstar"):
         evaluate(config, harness_instance, show_progress=False)
+
+
+# -- the conversation sent back to a server stays encodable ---------------------------------------
+
+
+class _SurrogateServer:
+    """A policy like an OpenAI-compatible server that sends lone surrogates and, as the openai
+    client does, encodes every request as UTF-8 JSON (which fails on a lone surrogate)."""
+
+    name = "surrogate-server"
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def generate(self, requests: list[Any]) -> list[Any]:
+        from harness.backends.chat import to_openai_messages
+        from harness.policy import Reply
+
+        out = []
+        for r in requests:
+            body = {"messages": to_openai_messages(r.messages)}
+            self.bodies.append(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+            out.append(
+                Reply(
+                    SURROGATE_CALL.replace("<tool_call>", "zoom \ud83d\n<tool_call>")
+                    if r.turn == 0
+                    else "\\boxed{A}\udc00"
+                )
+            )
+        return out
+
+
+def test_a_lone_surrogate_from_a_server_is_not_sent_back(
+    tmp_path: Path, small_data: Path, harness_instance: Harness
+) -> None:
+    from harness.evaluate import EvalConfig, evaluate
+
+    policy = _SurrogateServer()
+    config = EvalConfig(
+        tasks="vstar", model="test", data=f"jsonl:{small_data}", output_path=str(tmp_path / "run")
+    )
+    result = evaluate(config, harness_instance, show_progress=False, policy=policy)
+    assert result.results["vstar"].n == N_SAMPLES and len(policy.bodies) == 2 * N_SAMPLES
+    # each sample's second request carries its first reply, cleaned (the first request would have
+    # raised UnicodeEncodeError here otherwise)
+    assert sum("zoom \ufffd" in body.decode() for body in policy.bodies) == N_SAMPLES
+    rows = read_run(tmp_path / "run")
+    assert [exact_reply(t) for t in rows[0]["trajectory"]["turns"]] == [
+        SURROGATE_CALL.replace("<tool_call>", "zoom \ud83d\n<tool_call>"),
+        "\\boxed{A}\udc00",
+    ]
