@@ -7,10 +7,12 @@ Qwen2.5-VL template and ``rollout_func`` cannot carry mid-trajectory images into
 training transcripts and token ids would differ from ``harness eval``'s. So this trainer is a small
 loop (about 150 lines) around :func:`harness.rollout.rollout` itself, on ``accelerate``:
 
-1. **Rollout** = ``harness.rollout.rollout`` verbatim (same Episode, tools, limits, per-sample
-   seeds) with the model behind the hf eval backend (or vLLM, below), ``num_generations`` times
-   per prompt (run seeds ``base + k``); a thin policy wrapper sets the published sampling (temperature 1.0 on
-   the first turn, 0.9 later, top-p 0.95) and records each episode's final conversation.
+1. **Rollout** = the harness's rollout engine verbatim (:func:`harness.rollout.run_jobs`: same
+   Episode, tools, limits, per-sample seeds, per-episode asynchronous scheduling) with the model
+   behind the hf eval backend (or vLLM, below), ``num_generations`` times per prompt (run seeds
+   ``base + k``), all of a step's episodes in flight at once, with the published sampling
+   (temperature 1.0 on the first turn, 0.9 later, top-p 0.95); the engine hands back each
+   episode's final conversation with its record, each rollout scored once.
 2. **Reward** = correctness + curiosity bonus + efficiency penalty (:mod:`harness_plugins.rewards`),
    groups keyed by the sample key. Correctness is the released rule in {-1, 0, 1} on the decoded
    transcript (``correctness: released``) or the eval scorer's score (``binary``).
@@ -57,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import hookimpl
-from harness.policy import Policy, Reply, Request
+from harness.policy import Policy, Reply, Request, Sampling
 from harness.records import Sample, SampleScore, Trajectory
 from harness.trainer import TrainerSpec
 
@@ -198,7 +200,10 @@ def supports_top_k() -> bool:
 
 
 class Recorder:
-    """Wraps a policy: optional per-turn sampling, and each episode's last request + reply."""
+    """A policy and the rollouts' per-turn sampling (temperature of the first and of later turns,
+    top_p, top_k). The rollout engine applies the sampling (``RolloutConfig.sampling`` /
+    ``sampling_later``: :meth:`rollout_config`) and hands back each episode's final conversation
+    itself, so nothing wraps the policy; ``generate`` stays for callers that use it as a policy."""
 
     def __init__(
         self,
@@ -211,29 +216,29 @@ class Recorder:
         self.inner, self.first, self.later, self.top_p = inner, first, later, top_p
         self.top_k = top_k
         self.name = inner.name
-        self.last: dict[tuple[str, int], tuple[Request, Reply]] = {}
 
-    def _sampling(self, r: Request) -> Request:
-        if self.first is None or self.later is None:
-            return r
-        temperature = self.first if r.turn == 0 else self.later
-        top_p = self.top_p if self.top_p is not None else r.sampling.top_p
+    def _turn(self, sampling: Sampling, temperature: float) -> Sampling:
+        top_p = self.top_p if self.top_p is not None else sampling.top_p
         extra: dict[str, Any] = {"top_k": self.top_k} if self.top_k is not None and supports_top_k() else {}
-        return dataclasses.replace(
-            r, sampling=dataclasses.replace(r.sampling, temperature=temperature, top_p=top_p, **extra)
-        )
+        return dataclasses.replace(sampling, temperature=temperature, top_p=top_p, **extra)
+
+    def rollout_config(self, config: RolloutConfig) -> RolloutConfig:
+        """``config`` with this sampling: ``first`` for turn 0, ``later`` after (when both set)."""
+        if self.first is None or self.later is None:
+            return config
+        first, later = self._turn(config.sampling, self.first), self._turn(config.sampling, self.later)
+        return dataclasses.replace(config, sampling=first, sampling_later=later)
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
-        requests = [self._sampling(r) for r in requests]
-        replies = self.inner.generate(requests)
-        for r, reply in zip(requests, replies, strict=False):
-            self.last[(r.sample.key, r.seed)] = (r, reply)
-        return replies
-
-    def conversation(self, sample: Sample, seed: int) -> list[Message]:
-        """The episode's final messages: its last request plus the reply that ended it."""
-        request, reply = self.last[(sample.key, seed)]
-        return [*request.messages, {"role": "assistant", "content": [{"type": "text", "text": reply.text}]}]
+        if self.first is None or self.later is None:
+            return self.inner.generate(requests)
+        temps = [self.first if r.turn == 0 else self.later for r in requests]
+        return self.inner.generate(
+            [
+                dataclasses.replace(r, sampling=self._turn(r.sampling, t))
+                for r, t in zip(requests, temps, strict=True)
+            ]
+        )
 
 
 def collect(
@@ -257,34 +262,34 @@ def collect_items(
     generations: int,
     concurrent: bool = False,
 ) -> list[Rollout]:
-    """``generations`` rollouts of every (task, sample) through ``harness.rollout.rollout`` (run
-    seeds ``config.seed + k``), each with its final conversation; group id = the sample key.
+    """``generations`` rollouts of every (task, sample) (run seeds ``config.seed + k``), each with
+    its final conversation; group id = the sample key; in the order (generation, item).
 
-    ``concurrent`` runs the generations on one thread each, so that a policy that merges
-    concurrent calls (:class:`~harness_plugins.grpo_generation.Batched`) sees all the group's
-    episodes at once; every request keeps its own seed, so the rollouts are the same either way.
+    All ``generations x len(items)`` episodes ride the rollout engine at once
+    (:func:`harness.rollout.run_jobs`, the engine eval uses): each advances on its own and the
+    policy gets whatever requests are ready (``submit``, or batches through the engine's
+    batcher). Every request keeps its own seed, so the rollouts do not depend on the scheduling;
+    ``concurrent`` is accepted for compatibility and changes nothing.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from harness.rollout import Job, run_jobs, sample_seed
 
-    from harness.rollout import rollout, sample_seed
-
-    specs = {s.key: spec for spec, s in items}
-
-    def generation(k: int) -> list[Rollout]:
-        run = dataclasses.replace(config, seed=config.seed + k)
-        out = []
-        for rec in rollout(list(items), policy, tools, run):
-            if not rec.trajectory.turns:  # media error: nothing was generated
-                continue
-            messages = policy.conversation(rec.sample, sample_seed(run.seed, rec.sample.key))
-            spec = specs[rec.sample.key]
-            out.append(Rollout(spec, rec.sample.key, rec.sample, rec.trajectory, rec.score, messages))
-        return out
-
-    if not concurrent or generations == 1:
-        return [r for k in range(generations) for r in generation(k)]
-    with ThreadPoolExecutor(generations, thread_name_prefix="grpo-generation") as pool:
-        return [r for part in pool.map(generation, range(generations)) for r in part]
+    del concurrent
+    jobs = [
+        Job(spec, s, sample_seed(config.seed + k, s.key)) for k in range(generations) for spec, s in items
+    ]
+    rank: dict[tuple[str, int], list[int]] = {}
+    for n, job in enumerate(jobs):
+        rank.setdefault((job.sample.key, job.seed), []).append(n)
+    run = dataclasses.replace(policy.rollout_config(config), batch_size=max(1, len(jobs)))
+    out: list[tuple[int, Rollout]] = []
+    for done in run_jobs(jobs, policy.inner, tools, run):
+        rec = done.record
+        n = rank[(rec.sample.key, done.seed)].pop(0)
+        if not rec.trajectory.turns:  # media error: nothing was generated
+            continue
+        spec = jobs[n].spec
+        out.append((n, Rollout(spec, rec.sample.key, rec.sample, rec.trajectory, rec.score, done.messages)))
+    return [r for _, r in sorted(out, key=lambda x: x[0])]
 
 
 def training_items(task: str, data: str, n: int | None, harness: Harness) -> list[tuple[TaskSpec, Sample]]:
@@ -585,7 +590,6 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
             rolls = collect_items(
                 batch, recorder, harness.tools, run, config.num_generations, config.use_vllm
             )
-            recorder.last.clear()
             entry = optimise(
                 model, processor, optimizer, scheduler, rolls, config, step, rollout_config.scoring
             )

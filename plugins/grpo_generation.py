@@ -17,9 +17,11 @@ Three choices, with TRL's GRPO config names (``use_vllm``, ``vllm_mode``, ``vllm
   ``reset_prefix_cache``): TRL's server sync, which needs vLLM importable in the trainer's
   environment too and a CUDA device for the trained model.
 
-With vLLM the ``num_generations`` rollouts of a step run concurrently and their requests are
-merged into one engine call per round (:class:`Batched`), so the engine schedules the step's
-episodes together.
+With vLLM all of a step's episodes (``num_generations`` x ``prompts_per_step``) ride the
+harness's rollout engine at once (:func:`harness.rollout.run_jobs`): in server mode each request
+goes out as soon as its episode is ready (the openai backend's ``submit``), in colocate mode the
+engine gets whatever requests are waiting whenever it is free (the rollout engine's batcher), so
+vLLM schedules the step's episodes together.
 
 The first sync, before the first rollout, pushes every parameter (so the engine starts from the
 trainer's weights even if it loaded another copy); later ones push only trainable parameters
@@ -72,15 +74,16 @@ class Generator:
 class Batched:
     """A policy for concurrent callers: requests submitted together go to ``inner`` in one call.
 
-    The G generations of a step run on one thread each (``collect(concurrent=True)``); each
-    round's requests are queued and one worker thread (the batcher of ``harness serve``) hands
+    (The rollout engine batches a batch-only policy itself; this wrapper is for callers with
+    their own threads.) Each caller's requests are queued and one worker thread (the harness's
+    :class:`~harness.backends.batcher.Batcher`) hands
     everything queued within ``window`` seconds to the engine at once, so vLLM schedules a
     whole step's episodes together rather than ``prompts_per_step`` at a time. The engine is only
     ever called from that one thread.
     """
 
     def __init__(self, inner: Policy, max_batch: int, window: float = 0.01) -> None:
-        from harness.serve import Batcher
+        from harness.backends.batcher import Batcher
 
         self.name = inner.name
         self.batcher = Batcher(inner, max_batch=max_batch, window=window)
@@ -192,6 +195,4 @@ def generator(config: GRPOTrainConfig, hf_policy: Policy, device: Any, seed: int
     if not config.use_vllm:
         return Generator(hf_policy)
     preflight(config)  # a known vllm_mode, vLLM importable
-    engine = colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)
-    engine.policy = Batched(engine.policy, config.prompts_per_step * config.num_generations)
-    return engine
+    return colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)
