@@ -47,7 +47,10 @@ NONFINITE: dict[str, float] = {"NaN": math.nan, "Infinity": math.inf, "-Infinity
 
 def clean_text(text: str) -> str:
     """``text`` with every lone UTF-16 surrogate replaced by U+FFFD (a surrogate pair becomes its
-    character); ``text`` itself when it has none, which is the common, allocation-free case."""
+    character); ``text`` itself when it has none, which is the common, allocation-free case.
+    Not a string (a broken backend's ``None``): its ``str()``."""
+    if not isinstance(text, str):
+        return str(text)
     if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")

@@ -613,3 +613,16 @@ def test_a_lone_surrogate_from_a_server_is_not_sent_back(
         SURROGATE_CALL.replace("<tool_call>", "zoom \ud83d\n<tool_call>"),
         "\\boxed{A}\udc00",
     ]
+
+
+def test_results_json_non_finite_values_read_back_as_floats(tmp_path: Path) -> None:
+    from harness.records import RunResult, TaskResult
+    from harness.results import write_json_atomic
+
+    task = TaskResult("tallyqa", 1, "accuracy", math.nan, math.inf, 0, tool_stats={"x": -math.inf})
+    run = RunResult({"tallyqa": task}, {}, {"tallyqa": 1}, {}, 0, "m", 1.0, "now")
+    write_json_atomic(tmp_path / "results.json", run.to_dict())
+    data = _strict((tmp_path / "results.json").read_text("utf-8"))
+    assert data["results"]["tallyqa"]["value"] == "NaN" and data["results"]["tallyqa"]["stderr"] == "Infinity"
+    back = RunResult.from_dict(data).results["tallyqa"]
+    assert math.isnan(back.value) and back.stderr == math.inf and back.tool_stats == {"x": -math.inf}
