@@ -626,3 +626,41 @@ def test_results_json_non_finite_values_read_back_as_floats(tmp_path: Path) -> N
     assert data["results"]["tallyqa"]["value"] == "NaN" and data["results"]["tallyqa"]["stderr"] == "Infinity"
     back = RunResult.from_dict(data).results["tallyqa"]
     assert math.isnan(back.value) and back.stderr == math.inf and back.tool_stats == {"x": -math.inf}
+
+
+# -- scorers: any final reply gets a score (a raising scorer would lose a finished sample) ---------
+
+
+@pytest.fixture(scope="module")
+def one_sample_per_task(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, Sample]]:
+    from harness.plugins import make_plugin_manager
+
+    harness = Harness(make_plugin_manager(autoload=False))
+    root = tmp_path_factory.mktemp("one-per-task")
+    out = []
+    for name in ("vstar", "tallyqa", "infovqa", "mvbench"):
+        spec = harness.task(name)
+        (root / name).mkdir()
+        out.append((spec, spec.synthesize(1, 0, root / name)[0]))
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(PROSE, CALLS, VALUES))
+def test_every_scoring_mode_scores_any_final_reply(
+    one_sample_per_task: list[tuple[Any, Sample]], reply: str
+) -> None:
+    from harness.plugins import make_plugin_manager
+    from harness.scoring_modes import score_trajectory
+
+    harness = Harness(make_plugin_manager(autoload=False))
+    for spec, sample in one_sample_per_task:
+        traj = Trajectory(sample.task, sample.id, "vcot", "", "", (Turn(0, reply),), "answer", reply)
+        for name in ("official", "pixel_reasoner", "anls_paper", "mvbench_official"):
+            try:
+                score = score_trajectory(spec, sample, traj, harness.scoring_mode(name), name)
+            except ValueError as exc:  # only: a mode that does not apply to this task says so
+                assert f"applies to {spec.name} only" not in str(exc) and "only, not to task" in str(exc)
+                continue
+            assert isinstance(score.score, float)
+            json.dumps(score.to_dict(), allow_nan=False, ensure_ascii=False).encode("utf-8")
