@@ -140,6 +140,7 @@ def colocate(config: GRPOTrainConfig, seed: int) -> Generator:
         "gpu_memory_utilization": str(config.vllm_gpu_memory_utilization),
         **({"max_model_len": str(config.vllm_max_model_length)} if config.vllm_max_model_length else {}),
         **own,
+        "engine": "offline",  # the weight sync loads into vllm.LLM's model (not AsyncLLM's)
     }
     options = parse_options(VLLMOptions, own, "curiosity_grpo vllm_model_args")
     if options.tensor_parallel_size != 1:

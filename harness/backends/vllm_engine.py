@@ -11,18 +11,28 @@ makes it one, kept in the reply).
 
 The prompt text is rendered with the checkpoint's chat template through the same function the
 hf backend uses (:func:`harness.backends.hf.render_prompts`), so both backends give the model the
-same tokens and the same pixels (tests check it on the tiny model, without vLLM). Each round of
-the continuous rollout is one ``generate`` call; vLLM schedules the requests itself.
+same tokens and the same pixels (tests check it on the tiny model, without vLLM).
 
-vLLM is never installed in this project's CI or test environment (it pins its own torch and an
-older transformers); without it ``--model vllm:...`` fails with the install hint. Not run here: no
-GPU was lent for this work, so this backend is checked by unit tests of its payloads only.
+By default (``engine=async``) the engine is vLLM's ``AsyncLLM`` (``AsyncEngineArgs`` with the
+same arguments, prefix caching on): the rollout engine submits each episode's next request the
+moment it is ready and vLLM batches at the token level, so no episode waits for another's reply.
+``engine=offline`` uses ``vllm.LLM`` and one ``generate`` call per batch of waiting requests (the
+GRPO colocate mode uses it: it loads weights into that engine's model).
+
+vLLM lives in its own environment (it pins its own torch): CI builds ``.venv-vllm`` and runs this
+backend's tests against the real ``SamplingParams``, ``EngineArgs``/``AsyncEngineArgs`` and prompt
+building there (see .ci/run); without vLLM ``--model vllm:...`` fails with the install hint.
+Generation needs a GPU: ``examples/gpu_check.sh`` checks it against the hf backend on one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +40,7 @@ from .. import hookimpl
 from ..policy import FinishReason, Policy, Reply, Request, Sampling
 from ..protocol import TOOL_END
 from . import BackendContext, BackendFactory
+from .batcher import Batcher
 from .chat import collect_media, finish_text
 from .engine_args import split_model_args, vllm_engine_args
 from .options import MissingExtra, parse_options
@@ -53,8 +64,12 @@ class VLLMOptions:
     max_videos: int = 1
     video_fps: float = 2.0
     stop_at_tool_call: bool = False  # true: </tool_call> is a stop too (not as released)
+    engine: str = "async"  # async: AsyncLLM, each request on its own; offline: vllm.LLM, batches
+    prefix_caching: bool = True  # a conversation's earlier turns are not prefilled again
 
     def __post_init__(self) -> None:
+        if self.engine not in ("async", "offline"):
+            raise ValueError(f"vllm: --model_args engine must be async or offline, got {self.engine!r}")
         if self.tensor_parallel_size < 1:
             raise ValueError(
                 f"vllm: --model_args tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}"
@@ -85,6 +100,7 @@ def engine_kwargs(
         "trust_remote_code": options.trust_remote_code,
         "limit_mm_per_prompt": {"image": options.max_images, "video": options.max_videos},
         "mm_processor_kwargs": mm,
+        "enable_prefix_caching": options.prefix_caching,
     }
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
@@ -173,13 +189,88 @@ class VLLMPolicy:
         self.processor = transformers_module().AutoProcessor.from_pretrained(
             source, trust_remote_code=options.trust_remote_code
         )
-        self.llm = vllm.LLM(**engine_kwargs(source, options, seed, engine_args))
+        kwargs = engine_kwargs(source, options, seed, engine_args)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: Batcher | None = None
+        self._ids = itertools.count()
+        if options.engine == "async":
+            self._start_async(kwargs)
+        else:
+            self.llm = vllm.LLM(**kwargs)
         tokenizer = self.processor.tokenizer
         ends = ("<|im_end|>", "<|endoftext|>", *((TOOL_END,) if options.stop_at_tool_call else ()))
         ids = [tokenizer.encode(s, add_special_tokens=False) for s in ends]
         self.stop_token_ids = [t[0] for t in ids if len(t) == 1]
 
+    # -- asynchronous engine (engine=async, the default) -------------------------------------
+
+    def _start_async(self, kwargs: dict[str, Any]) -> None:
+        """vLLM's ``AsyncLLM`` (token-level continuous batching) on an event-loop thread of ours."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        from ..media_pool import worker_pool
+
+        args = AsyncEngineArgs(**kwargs)
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="harness-vllm-async", daemon=True).start()
+        self._loop, self._encoder = loop, worker_pool(name="harness-vllm-prompts")
+
+        async def build() -> Any:
+            return AsyncLLM.from_engine_args(args)
+
+        self.engine = asyncio.run_coroutine_threadsafe(build(), loop).result()
+
+    def submit(self, request: Request) -> Future[Reply]:
+        """Start one request (the rollout engine's interface): with ``engine=async`` it goes to
+        ``AsyncLLM.generate`` at once, its prompt rendered on the worker pool; with
+        ``engine=offline`` it waits for the next ``LLM.generate`` batch (a :class:`Batcher`)."""
+        if self._loop is None:
+            if self._batcher is None:
+                self._batcher = Batcher(self, max_batch=1024)
+            return self._batcher.submit(request)
+        return asyncio.run_coroutine_threadsafe(self._aone(request), self._loop)
+
+    async def _aone(self, request: Request) -> Reply:
+        from vllm.sampling_params import RequestOutputKind
+
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            prompts = await loop.run_in_executor(
+                self._encoder, build_prompts, self.processor, [request], self.options
+            )
+        except Exception as exc:  # one bad conversation must not take down the run
+            return Reply(f"vllm backend: cannot encode the conversation: {exc}", "error")
+        params = self.vllm.SamplingParams(
+            **sampling_kwargs(request.sampling, self.options, self.stop_token_ids),
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final: Any = None
+        try:
+            async for output in self.engine.generate(prompts[0], params, f"harness-{next(self._ids)}"):
+                final = output
+        except ValueError as exc:  # e.g. the prompt is past max_model_len
+            return Reply(f"vllm backend: {exc}", "error", seconds=time.perf_counter() - start)
+        if final is None:
+            return Reply("vllm backend: the engine returned no output", "error")
+        return to_reply(final, request.sampling, self.options, time.perf_counter() - start)
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            self.engine.shutdown()
+            loop.call_soon_threadsafe(loop.stop)
+            self._encoder.shutdown(wait=False)
+
+    # -- offline engine (engine=offline: vllm.LLM, one generate per batch) ---------------------
+
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        if self._loop is not None:
+            futures = [self.submit(r) for r in requests]
+            return [f.result() for f in futures]
         start = time.perf_counter()
         replies: dict[int, Reply] = {}
         prompts: list[dict[str, Any]] = []

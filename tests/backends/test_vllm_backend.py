@@ -1,6 +1,8 @@
-"""The vLLM backend without vLLM: the install hint, and the engine arguments, sampling parameters
-and multimodal prompts it builds, checked against the hf backend's rendering of the same
-conversations on the tiny model."""
+"""The vLLM backend: the install hint without vLLM; the engine arguments, sampling parameters and
+multimodal prompts it builds, checked against the hf backend's rendering of the same
+conversations on the tiny model; its glue (offline ``LLM`` and ``AsyncLLM``) against stand-ins;
+and, where vLLM is installed (CI's ``.venv-vllm``), against vLLM's real classes up to what needs
+a GPU."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def test_engine_kwargs() -> None:
         "trust_remote_code": False,
         "limit_mm_per_prompt": {"image": 16, "video": 1},
         "mm_processor_kwargs": {"max_pixels": 16384 * 28 * 28},
+        "enable_prefix_caching": True,
         "max_model_len": 16384,
     }
 
@@ -200,7 +203,7 @@ def test_policy_glue_with_a_stand_in_engine(
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     from harness.backends.vllm_engine import VLLMPolicy
 
-    policy = VLLMPolicy(str(tiny_model), VLLMOptions(tensor_parallel_size=2), seed=4)
+    policy = VLLMPolicy(str(tiny_model), VLLMOptions(tensor_parallel_size=2, engine="offline"), seed=4)
     assert calls["engine"]["tensor_parallel_size"] == 2 and calls["engine"]["seed"] == 4
     assert policy.stop_token_ids == [
         policy.processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")
@@ -213,3 +216,157 @@ def test_policy_glue_with_a_stand_in_engine(
 
     mixed = policy.generate([conversations[1], dataclasses.replace(conversations[0], messages=long)])
     assert mixed[0].finish_reason == "stop" and mixed[1].finish_reason == "error"
+    # the rollout engine's interface on the offline engine: waiting requests batched together
+    futures = [policy.submit(r) for r in conversations]
+    assert [f.result(timeout=30).text for f in futures][0].startswith("reply ")
+    policy.close()
+
+
+def _stand_in_async_vllm(monkeypatch: pytest.MonkeyPatch, calls: dict[str, Any]) -> None:
+    """vLLM's names the async glue uses, as a stand-in: AsyncEngineArgs, AsyncLLM, SamplingParams."""
+    import asyncio
+
+    class AsyncEngineArgs:
+        def __init__(self, **kwargs: Any) -> None:
+            calls["engine_args"] = kwargs
+
+    class AsyncLLM:
+        in_flight = 0
+
+        @classmethod
+        def from_engine_args(cls, args: AsyncEngineArgs) -> AsyncLLM:
+            calls["loop_thread"] = __import__("threading").current_thread().name
+            return cls()
+
+        async def generate(self, prompt: dict[str, Any], params: dict[str, Any], request_id: str) -> Any:
+            if "too long" in prompt["prompt"]:
+                raise ValueError("prompt too long")
+            AsyncLLM.in_flight += 1
+            calls["max_in_flight"] = max(calls.get("max_in_flight", 0), AsyncLLM.in_flight)
+            calls.setdefault("ids", []).append(request_id)
+            calls.setdefault("output_kind", set()).add(params["output_kind"])
+            await asyncio.sleep(0.2)
+            AsyncLLM.in_flight -= 1
+            yield fake_output(f"reply {params['seed']}<|im_end|>", "stop")
+
+        def shutdown(self) -> None:
+            calls["shutdown"] = True
+
+    vllm = types.ModuleType("vllm")
+    vllm.SamplingParams = lambda **kw: kw  # type: ignore[attr-defined]
+    modules = {
+        "vllm": vllm,
+        "vllm.engine": types.ModuleType("vllm.engine"),
+        "vllm.engine.arg_utils": types.SimpleNamespace(AsyncEngineArgs=AsyncEngineArgs),
+        "vllm.v1": types.ModuleType("vllm.v1"),
+        "vllm.v1.engine": types.ModuleType("vllm.v1.engine"),
+        "vllm.v1.engine.async_llm": types.SimpleNamespace(AsyncLLM=AsyncLLM),
+        "vllm.sampling_params": types.SimpleNamespace(
+            RequestOutputKind=types.SimpleNamespace(FINAL_ONLY="final-only")
+        ),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+@needs_hf
+def test_async_engine_glue_with_a_stand_in(
+    tiny_model: Path, conversations: list[Request], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engine=async (the default): AsyncEngineArgs with the same arguments plus prefix caching,
+    each request on its own into AsyncLLM.generate, all in flight together, final output only."""
+    import dataclasses
+
+    calls: dict[str, Any] = {}
+    _stand_in_async_vllm(monkeypatch, calls)
+    from harness.backends.vllm_engine import VLLMPolicy
+
+    policy = VLLMPolicy(str(tiny_model), VLLMOptions(), seed=4)
+    try:
+        assert calls["engine_args"] == engine_kwargs(str(tiny_model), VLLMOptions(), 4)
+        assert calls["engine_args"]["enable_prefix_caching"] is True
+        assert calls["loop_thread"] == "harness-vllm-async"
+        requests = [
+            dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, seed=10 + k))
+            for k, r in enumerate(conversations)
+        ]
+        futures = [policy.submit(r) for r in requests]
+        assert [f.result(timeout=60).text for f in futures] == [
+            f"reply {10 + k}" for k in range(len(requests))
+        ]
+        assert calls["max_in_flight"] == len(requests)  # not one at a time
+        assert len(set(calls["ids"])) == len(requests) and calls["output_kind"] == {"final-only"}
+        long = conversations[0].messages + [
+            {"role": "user", "content": [{"type": "text", "text": "too long"}]}
+        ]
+        bad = policy.generate([dataclasses.replace(conversations[0], messages=long)])
+        assert bad[0].finish_reason == "error" and "too long" in bad[0].text
+    finally:
+        policy.close()
+    assert calls["shutdown"] is True
+
+
+def test_engine_option_is_validated() -> None:
+    with pytest.raises(ValueError, match="engine must be async or offline"):
+        VLLMOptions(engine="sync")
+
+
+# -- the real vLLM (CI's .venv-vllm); everything short of generation, which needs a GPU ----------
+
+needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (CI's second environment, .venv-vllm)")
+
+
+@needs_vllm
+@pytest.mark.parametrize("options", [VLLMOptions(), VLLMOptions(stop_at_tool_call=True)])
+def test_real_sampling_params_accept_our_arguments(options: VLLMOptions) -> None:
+    import vllm
+    from vllm.sampling_params import RequestOutputKind
+
+    kwargs = sampling_kwargs(Sampling(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=5), options, [7])
+    params = vllm.SamplingParams(**kwargs, output_kind=RequestOutputKind.FINAL_ONLY)
+    assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.7, 0.9, 64, 5)
+    assert params.stop == kwargs["stop"] and params.include_stop_str_in_output
+    assert params.output_kind == RequestOutputKind.FINAL_ONLY
+
+
+@needs_vllm
+def test_real_engine_args_accept_our_arguments(tiny_model: Path) -> None:
+    from vllm.engine.arg_utils import AsyncEngineArgs, EngineArgs
+
+    kwargs = engine_kwargs(str(tiny_model), VLLMOptions(max_model_len=4096), seed=3)
+    for cls in (EngineArgs, AsyncEngineArgs):
+        args = cls(**kwargs)
+        assert args.model == str(tiny_model) and args.seed == 3 and args.enable_prefix_caching is True
+        assert args.limit_mm_per_prompt == {"image": 16, "video": 1}
+        assert args.mm_processor_kwargs == kwargs["mm_processor_kwargs"]
+
+
+@needs_vllm
+def test_real_model_config_of_the_tiny_model(tiny_model: Path) -> None:
+    """vLLM reads the tiny Qwen2.5-VL's config as a multimodal Qwen2.5-VL model (no GPU needed)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    args = AsyncEngineArgs(**engine_kwargs(str(tiny_model), VLLMOptions(max_model_len=4096), seed=0))
+    config = args.create_model_config()
+    assert config.is_multimodal_model
+    assert "Qwen2_5_VLForConditionalGeneration" in config.architectures
+    assert config.max_model_len == 4096
+
+
+@needs_vllm
+def test_real_async_llm_construction_stops_only_for_want_of_a_gpu(tiny_model: Path) -> None:
+    """AsyncLLM.from_engine_args gets as far as this machine allows: on a GPU machine it builds
+    (and is shut down); here it must fail on the device, not on our arguments."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    args = AsyncEngineArgs(
+        **engine_kwargs(str(tiny_model), VLLMOptions(max_model_len=4096, gpu_memory_utilization=0.2), 0)
+    )
+    try:
+        engine = AsyncLLM.from_engine_args(args)
+    except Exception as exc:  # noqa: BLE001 (which error vLLM raises without a GPU varies)
+        text = f"{type(exc).__name__}: {exc}".lower()
+        assert any(w in text for w in ("cuda", "gpu", "device", "nvml", "platform", "driver")), text
+    else:
+        engine.shutdown()
