@@ -664,3 +664,18 @@ def test_every_scoring_mode_scores_any_final_reply(
                 continue
             assert isinstance(score.score, float)
             json.dumps(score.to_dict(), allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+
+def test_data_file_text_with_surrogates_and_nan_is_run_and_written(tmp_path: Path, small_data: Path) -> None:
+    # a data file is outside input too: lone surrogates in its text, NaN in its metadata
+    row = json.loads(small_data.read_text("utf-8").splitlines()[0])
+    row.update(question="Colour of the \ud83d circle?", metadata={"weight": math.nan, "note\udc00": "x"})
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({**row, "root": str(small_data.parent)}) + "\n", encoding="utf-8")
+    replay = write_replay(tmp_path / "replay.json", {"vstar/0": ["\\boxed{A}"]})
+    rc, err = run_cli(*eval_args(replay, f"jsonl:{data}", tmp_path / "run"))
+    assert rc == 0, err
+    (written,) = read_run(tmp_path / "run")
+    assert written["sample"]["question"] == "Colour of the \ufffd circle?"
+    assert written["sample"]["metadata"] == {"weight": "NaN", "note\ufffd": "x"}
+    assert "\ufffd circle?" in written["trajectory"]["prompt"] and written["score"]["score"] == 1.0
