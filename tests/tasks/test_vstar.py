@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from harness.limits import Limits
 from harness.records import Sample
 from harness.task import Scored
 from harness.tools import crop_image_normalized, resize_to_budget
@@ -103,21 +104,29 @@ def test_needs_the_tool(targets: list[Target]) -> None:
 
 
 def test_released_crop_tool_needs_two_nested_crops(targets: list[Target]) -> None:
-    """With the released tool (box padded by 0.1 of the image, crop resized into 256..5120
-    patches) one crop magnifies only ~1.1x: targets stay below one patch; a crop of that crop
-    makes most of them dominate a patch."""
+    """With the released tool (crop cut from the input bounded to 256..8000 patches, box padded
+    by 0.1 of the image, crop resized into 256..5120 patches, then shown by the engine at
+    512..5120 patches) one crop leaves targets below one patch; a crop of that crop makes most
+    of them dominate a patch."""
     after: dict[int, list[float]] = {1: [], 2: []}
-    for img, view, box, rgb in targets:
-        cur = view
+    lim = Limits()
+    for img, _view, box, rgb in targets:
+        cur = resize_to_budget(img, lim.source_min_pixels, lim.source_max_pixels)
         x, y, w, h = box
         x1, y1, x2, y2 = x / img.width, y / img.height, (x + w) / img.width, (y + h) / img.height
         for depth in (1, 2):  # crop the target's box (as fractions of the current image)
             crop, _, (bx1, by1, bx2, by2) = crop_image_normalized(cur, [x1, y1, x2, y2])
-            cur = resize_to_budget(crop, syn.CROP_MIN_PIXELS, syn.MAX_PIXELS)
+            cur = resize_to_budget(crop, lim.crop_min_pixels, lim.crop_max_pixels)
+            shown = resize_to_budget(cur, lim.min_pixels, lim.max_pixels)
             x1, x2 = ((v - bx1) / (bx2 - bx1) for v in (x1, x2))
             y1, y2 = ((v - by1) / (by2 - by1) for v in (y1, y2))
-            in_crop = (x1 * cur.width, y1 * cur.height, (x2 - x1) * cur.width, (y2 - y1) * cur.height)
-            after[depth].append(float(syn.box_share(cur, in_crop, rgb).max()))
+            in_shown = (
+                x1 * shown.width,
+                y1 * shown.height,
+                (x2 - x1) * shown.width,
+                (y2 - y1) * shown.height,
+            )
+            after[depth].append(float(syn.box_share(shown, in_shown, rgb).max()))
     n = len(after[1])
     assert sum(v < 0.5 for v in after[1]) >= 0.8 * n
     assert sum(v >= 0.5 for v in after[2]) >= 0.8 * n
