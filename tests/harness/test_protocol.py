@@ -196,3 +196,48 @@ def test_system_prompt_follows_tool_order() -> None:
     assert one.count('{"type": "function"') == 1
     reordered = system_prompt(list(reversed(BUILTIN_TOOLS)))
     assert reordered.index('"select_frames"') < reordered.index('"crop_image_normalized"')
+
+
+# -- --protocol crop_image: the earlier schema, as the verl-tool port still renders it -------------
+
+CROP_IMAGE_LINE = (
+    '{"type": "function", "function": {"name": "crop_image", "description": "Zoom in on the image based on '
+    'the bounding box coordinates.", "parameters": {"type": "object", "properties": {"bbox_2d": {"type": '
+    '"array", "description": "coordinates for bounding box of the area you want to zoom in. minimum value '
+    'is 0 and maximum value is the width/height of the image.", "items": {"type": "number"}}, '
+    '"target_image": {"type": "number", "description": "The index of the image to crop. Index from 1 to '
+    'the number of images. Choose 1 to operate on original image."}}, "required": ["bbox_2d", '
+    '"target_image"]}}}'
+)
+
+
+def test_crop_image_protocol_system_prompt() -> None:
+    from harness.tools import PROTOCOLS, tools_for_protocol
+
+    assert PROTOCOLS == ("crop_image_normalized", "crop_image")
+    assert tools_for_protocol(BUILTIN_TOOLS, "crop_image_normalized") == list(BUILTIN_TOOLS)
+    old = tools_for_protocol(BUILTIN_TOOLS, "crop_image")
+    assert [t.name for t in old] == ["crop_image", "select_frames"]
+    lines = system_prompt(old).split("<tools>\n")[1].split("\n</tools>")[0].split("\n")
+    assert lines[0] == CROP_IMAGE_LINE
+    assert (
+        lines[1] == system_prompt(BUILTIN_TOOLS).split("<tools>\n")[1].split("\n</tools>")[0].split("\n")[1]
+    )
+    with pytest.raises(
+        ValueError, match="unknown --protocol 'zoom'; valid: crop_image_normalized, crop_image"
+    ):
+        tools_for_protocol(BUILTIN_TOOLS, "zoom")
+
+
+def test_cli_protocol_choices_are_the_tool_protocols() -> None:
+    from harness.cli import build_parser
+    from harness.tools import PROTOCOLS
+
+    parser = build_parser()
+    eval_parser = next(
+        a
+        for a in parser._subparsers._group_actions[0].choices.values()
+        if a.prog.endswith(" eval")  # type: ignore[union-attr]
+    )
+    (action,) = [a for a in eval_parser._actions if a.dest == "protocol"]
+    assert tuple(action.choices) == PROTOCOLS and action.default == PROTOCOLS[0]
