@@ -154,7 +154,8 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         try:
             kwargs[k] = _from_json(hints[k], v)
         except (TypeError, ValueError) as exc:  # name the field: "Sample.media: expected a list, ..."
-            raise type(exc)(f"{cls.__name__}.{k}: {exc}") from None
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"{cls.__name__}.{k}: {exc}") from None
     return cls(**kwargs)
 
 
