@@ -662,7 +662,7 @@ def test_every_scoring_mode_scores_any_final_reply(
             except ValueError as exc:  # only: a mode that does not apply to this task says so
                 assert f"applies to {spec.name} only" not in str(exc) and "only, not to task" in str(exc)
                 continue
-            assert isinstance(score.score, float)
+            assert isinstance(score.score, float) and math.isfinite(score.score)
             json.dumps(score.to_dict(), allow_nan=False, ensure_ascii=False).encode("utf-8")
 
 
