@@ -221,7 +221,13 @@ def _evaluate(
         shard=str(shard) if shard is not None else None,
     )
     if out is not None:
-        write_json_atomic(out / RESULTS, result.to_dict())
+        try:
+            write_json_atomic(out / RESULTS, result.to_dict())
+        except OSError as exc:  # disk full at the very end: every sample is already on disk
+            raise RunDirError(
+                f"{out / RESULTS}: cannot write ({exc.strerror or exc}); all {len(records)} samples are in "
+                f"{out / SAMPLES}: fix the cause and rerun with --resume to write it"
+            ) from exc
     return result
 
 

@@ -679,3 +679,27 @@ def test_data_file_text_with_surrogates_and_nan_is_run_and_written(tmp_path: Pat
     assert written["sample"]["question"] == "Colour of the \ufffd circle?"
     assert written["sample"]["metadata"] == {"weight": "NaN", "note\ufffd": "x"}
     assert "\ufffd circle?" in written["trajectory"]["prompt"] and written["score"]["score"] == 1.0
+
+
+def test_results_json_write_error_is_one_line_and_resume_writes_it(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.evaluate
+
+    def disk_full(path: Path, data: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    replay = write_replay(tmp_path / "replay.json", {f"vstar/{i}": ["\\boxed{A}"] for i in range(N_SAMPLES)})
+    args = eval_args(replay, f"jsonl:{small_data}", tmp_path / "run")
+    with monkeypatch.context() as patch:
+        patch.setattr(harness.evaluate, "write_json_atomic", disk_full)
+        rc, err = run_cli(*args)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"all {N_SAMPLES} samples are in" in err and "--resume" in err and "No space left" in err
+    before = (tmp_path / "run" / "samples.jsonl").read_bytes()
+    rc, err = run_cli(*args, "--resume")
+    assert rc == 0, err
+    assert (tmp_path / "run" / "samples.jsonl").read_bytes() == before  # nothing rerun
+    assert (
+        _strict((tmp_path / "run" / "results.json").read_text("utf-8"))["results"]["vstar"]["n"] == N_SAMPLES
+    )
