@@ -259,13 +259,19 @@ def serve(model: str, model_args: dict[str, str], options: ServeOptions) -> None
     from .plugins import Harness
 
     try:
-        from .serve_http import run_server
+        from .serve_http import bind, run_server
     except ImportError as exc:
         raise MissingExtra(
             f"harness serve needs uvicorn, starlette and pydantic ({exc.name} is missing): "
             "pip install 'pixel-harness[serve]'"
         ) from exc
-    harness = Harness()
-    prefix, rest = split_model(model)
-    policy = harness.backend(prefix)(rest, BackendContext(model_args=dict(model_args), tasks=harness.tasks))
-    run_server(policy, model, options)
+    sock = bind(options)  # before the model loads: a port in use fails in seconds, not after minutes
+    try:
+        harness = Harness()
+        prefix, rest = split_model(model)
+        context = BackendContext(model_args=dict(model_args), tasks=harness.tasks)
+        policy = harness.backend(prefix)(rest, context)
+    except BaseException:
+        sock.close()
+        raise
+    run_server(policy, model, options, sock)

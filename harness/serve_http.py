@@ -242,16 +242,22 @@ def make_app(policy: Policy, model: str, options: ServeOptions) -> Starlette:
 
 def bind(options: ServeOptions) -> socket.socket:
     """A listening socket on ``options.host:options.port`` with a backlog of ``options.backlog``."""
-    family = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((options.host, options.port), family=family, backlog=options.backlog)
+    try:
+        family = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((options.host, options.port), family=family, backlog=options.backlog)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ValueError(f"cannot listen on --host {options.host} --port {options.port}: {reason}") from None
 
 
 class Server:
     """A bound, not yet running server (``serve_forever`` / ``shutdown`` / ``server_close``, as
     the standard library's servers, so tests and callers can run it in a thread)."""
 
-    def __init__(self, policy: Policy, model: str, options: ServeOptions) -> None:
-        self.socket = bind(options)
+    def __init__(
+        self, policy: Policy, model: str, options: ServeOptions, sock: socket.socket | None = None
+    ) -> None:
+        self.socket = sock or bind(options)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         protocol = type("HarnessH11Protocol", (_Protocol,), {"head_timeout": options.read_timeout})
         config = uvicorn.Config(
@@ -284,11 +290,12 @@ class Server:
         self.socket.close()
 
 
-def run_server(policy: Policy, model: str, options: ServeOptions) -> None:
-    """Serve ``policy`` until SIGINT/SIGTERM; prints the URL (with the port chosen) first."""
+def run_server(policy: Policy, model: str, options: ServeOptions, sock: socket.socket | None = None) -> None:
+    """Serve ``policy`` until SIGINT/SIGTERM (on ``sock`` if given, bound by :func:`bind`);
+    prints the URL (with the port chosen) first."""
     if options.verbose:
         logging.basicConfig(level=logging.INFO, format="harness serve: %(message)s", stream=sys.stderr)
-    server = Server(policy, model, options)
+    server = Server(policy, model, options, sock)
     host, port = server.server_address
     shown = f"[{host}]" if ":" in host else host
     auth = "API key required" if options.api_key else "no API key"

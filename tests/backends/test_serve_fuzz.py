@@ -388,7 +388,11 @@ def test_cli_refuses_bad_options(tmp_path: Any) -> None:
     import subprocess
     import sys
 
+    busy = socket.create_server(("127.0.0.1", 0))  # a port in use: refused before any model loads
+    port = str(busy.getsockname()[1])
     for args, needle in (
+        (["--port", port], f"cannot listen on --host 127.0.0.1 --port {port}: Address already in use"),
+        (["--host", "256.0.0.1"], "cannot listen on --host 256.0.0.1"),
         (["--api_key_env", "HARNESS_SURELY_UNSET_VAR"], "HARNESS_SURELY_UNSET_VAR"),
         (["--max_request_pixels", "0"], "max_request_pixels"),
         (["--port", "70000"], "--port"),
@@ -396,8 +400,9 @@ def test_cli_refuses_bad_options(tmp_path: Any) -> None:
     ):
         cmd = [sys.executable, "-m", "harness", "serve", "--model", "scripted:random", *args]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        assert done.returncode != 0 and needle in done.stderr, done.stderr
+        assert done.returncode == 2 and needle in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+    busy.close()
 
 
 def test_make_server_runs_in_a_thread_and_shuts_down() -> None:
