@@ -225,6 +225,11 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--config", default=None, help="YAML mapping of config keys (optional)")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in output_dir (same config; trainers with a resume key)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -275,6 +280,7 @@ def _train_epilog() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
     from pathlib import Path
 
     from .plugins import Harness
@@ -294,13 +300,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     spec = harness.trainer(args.plugin)
     if args.config is not None and not Path(args.config).is_file():
         raise CliError(f"--config {args.config}: no such file")
-    config = load_config(spec, Path(args.config) if args.config else None, args.overrides)
+    overrides = list(args.overrides)
+    if args.resume:
+        if "resume" not in {f.name for f in dataclasses.fields(spec.config_class)}:
+            raise CliError(f"--resume: trainer {spec.name!r} has no resume support (no 'resume' config key)")
+        overrides.append("resume=true")
+    config = load_config(spec, Path(args.config) if args.config else None, overrides)
     if args.show_config:
         from .trainer import config_listing
 
         print(config_listing(spec, config))
         return 0
-    out = spec.train(config, harness)
+    try:
+        out = spec.train(config, harness)
+    except KeyboardInterrupt as exc:  # a trainer that checkpointed says how to resume
+        print(f"harness train: {exc.args[0] if exc.args else 'interrupted'}", file=sys.stderr)
+        return 130
     print(f"harness train: {spec.name} wrote {out} (evaluate with: harness eval --model hf:{out} ...)")
     return 0
 

@@ -160,6 +160,17 @@ class GRPOTrainConfig:
     vllm_gpu_memory_utilization: float = 0.3  # colocate: the engine's share of the GPU
     vllm_max_model_length: int | None = None  # colocate: context window (default: the model's)
     vllm_model_args: str = ""  # colocate: more vllm backend options / vLLM EngineArgs, as --model_args
+    # Operations (train_ops.py): checkpoints, resume, trackers, progress, the no-update watch.
+    save_every: int = 50  # steps between checkpoints in output_dir/checkpoints/step-N; 0 = none
+    save_total_limit: int = 2  # checkpoints kept (the newest); 0 = all
+    resume: bool = False  # continue from the latest checkpoint (harness train --resume)
+    report_to: str = "tensorboard"  # tensorboard | wandb | tensorboard,wandb | none (accelerate trackers)
+    progress: bool = True  # a progress bar with ETA on stderr
+    no_update_patience: int = 3  # warn when the loss stayed 0 this many steps in a row; 0 = off
+    stop_on_no_update: bool = False  # stop (checkpoint + error) instead of warning
+    # Memory
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False  # recompute activations in the loss forward
 
     def curiosity(self) -> CuriosityConfig:
         return CuriosityConfig(
@@ -513,7 +524,8 @@ def validate(config: GRPOTrainConfig) -> None:
 
 
 def train(config: GRPOTrainConfig, harness: Harness) -> Path:
-    """Run ``max_steps`` GRPO steps and save model + processor to ``output_dir``."""
+    """Run ``max_steps`` GRPO steps and save model + processor to ``output_dir`` (checkpoints,
+    resume, trackers, progress and Ctrl-C: :mod:`harness_plugins.train_ops`)."""
     try:
         import torch
         from accelerate import Accelerator
@@ -524,6 +536,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     from harness.launch import launched_world_size
     from harness.rollout import RolloutConfig
 
+    from .train_ops import OpsConfig, TrainOps, parse_report_to, require_checkpoint, resume_command
     from .trl_sft import freeze_vision_tower
 
     if launched_world_size() > 1:
@@ -537,13 +550,35 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
 
     preflight(config)
     validate(config)
+    report_to = parse_report_to(config.report_to, "curiosity_grpo")
+    out = Path(config.output_dir)
+    ops_config = OpsConfig(
+        "curiosity_grpo",
+        out,
+        config.save_every,
+        config.save_total_limit,
+        config.resume,
+        report_to,
+        config.progress,
+        config.no_update_patience,
+        config.stop_on_no_update,
+    )
+    if config.resume:
+        require_checkpoint(ops_config)
     torch.manual_seed(config.seed)
     items = training_items(config.task, config.data, config.n_samples, harness)
-    policy = HFPolicy(config.model, HFOptions(device=config.device, dtype="float32"))
+    policy = HFPolicy(config.model, HFOptions(device=config.device, dtype=config.dtype))
     model, processor = policy.model, policy.processor
     if config.freeze_vision:
         freeze_vision_tower(model)
-    accelerator = Accelerator(cpu=policy.device.type == "cpu")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    accelerator = Accelerator(
+        cpu=policy.device.type == "cpu",
+        log_with=list(report_to) or None,
+        project_dir=str(out / "tensorboard"),
+    )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
@@ -561,7 +596,9 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         num_training_steps=total,
         scheduler_specific_kwargs=extra,
     )
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    ops = TrainOps(ops_config, accelerator)
+    first = ops.start(model, config.max_steps, asdict(config))
     engine = generator(config, policy, policy.device, config.seed)
     recorder = Recorder(
         engine.policy, config.temperature_first, config.temperature_later, config.top_p, config.top_k or None
@@ -572,14 +609,10 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         scoring=harness.scoring_mode(config.scoring),
         scoring_name=config.scoring,
     )
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train_log.jsonl"
-    log_path.write_text("", encoding="utf-8")
     order = list(items)
     random.Random(config.seed).shuffle(order)
     try:
-        for step in range(config.max_steps):
+        for step in range(first, config.max_steps):
             start = (step * config.prompts_per_step) % len(order)
             batch = (order + order)[start : start + config.prompts_per_step]
             model.eval()
@@ -590,22 +623,24 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
             rolls = collect_items(
                 batch, recorder, harness.tools, run, config.num_generations, config.use_vllm
             )
-            entry = optimise(
-                model, processor, optimizer, scheduler, rolls, config, step, rollout_config.scoring
-            )
-            entry["generation"] = f"vllm:{config.vllm_mode}" if config.use_vllm else "hf"
-            entry["top_k"] = config.top_k if supports_top_k() else "unsupported by harness Sampling"
-            with log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
-            print(json.dumps(entry))
+            with ops.critical():  # Ctrl-C waits for the step's updates and log
+                entry = optimise(
+                    model, processor, optimizer, scheduler, rolls, config, step, rollout_config.scoring
+                )
+                entry["generation"] = f"vllm:{config.vllm_mode}" if config.use_vllm else "hf"
+                entry["top_k"] = config.top_k if supports_top_k() else "unsupported by harness Sampling"
+                ops.end_step(entry, model, processor, config.max_steps)
+    except KeyboardInterrupt:
+        raise ops.interrupted(model, processor, resume_command("curiosity_grpo", str(out))) from None
     finally:
         engine.close()
+        ops.close()
     model.eval()
-    model.save_pretrained(str(out))
+    final = accelerator.unwrap_model(model)
+    final.save_pretrained(str(out))
     processor.save_pretrained(str(out))
-    (out / "harness_train.json").write_text(
-        json.dumps({"trainer": "curiosity_grpo", "config": asdict(config)}, indent=2), encoding="utf-8"
-    )
+    info = {"trainer": "curiosity_grpo", "config": asdict(config), "steps": ops.step}
+    (out / "harness_train.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return out
 
 

@@ -1,0 +1,197 @@
+"""Training operations of curiosity_grpo through the real CLI (``python -m harness train``):
+checkpoints every N steps, kill -9 then ``--resume`` equal to an uninterrupted run (weights and
+train log), keep-last-K, TensorBoard event files, the progress bar, the all-groups-dropped warning
+and its configurable stop, Ctrl-C saving a checkpoint with the resume command.
+
+The tiny random model never answers correctly, so every group would have zero reward variance;
+the runs that must update use ``correctness=binary`` with a scoring mode from a test plugin
+(``parity``: score = length of the final reply mod 2), installed as a real entry-point package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from train_support import SMALL_LIMITS, needs_train
+
+from harness.cli import main
+
+pytestmark = needs_train
+
+
+def _install_parity_scoring(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "parity_scoring.py").write_text(
+        textwrap.dedent(
+            """
+            from harness import hookimpl
+            from harness.task import Scored
+
+            def parity(spec, sample, trajectory):
+                return Scored(float(len(trajectory.final_reply or "") % 2), None)
+
+            @hookimpl
+            def harness_register_scoring_modes():
+                return {"parity": parity}
+            """
+        )
+    )
+    info = root / "parity_scoring-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: parity-scoring\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[harness]\nparity = parity_scoring\n")
+    (info / "RECORD").write_text("")
+
+
+def _argv(tiny_model: Path, out: Path, *extra: str) -> list[str]:
+    sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "learning_rate=1e-2"]
+    sets += ["n_samples=4", "prompts_per_step=2", "num_generations=2", "correctness=binary"]
+    sets += ["scoring=parity", "save_every=1", "save_total_limit=2", "progress=true", *extra]
+    return ["train", "--plugin", "curiosity_grpo", *[x for s in sets for x in ("--set", s)]]
+
+
+def _env(site: Path) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("HARNESS_DISABLE_PLUGIN_AUTOLOAD", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "harness", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=cwd)
+
+
+def _weights(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("site")
+    _install_parity_scoring(root)
+    return root
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_the_uninterrupted_run(
+    tmp_path: Path, tiny_model: Path, site: Path
+) -> None:
+    import torch
+
+    env = _env(site)
+    full = tmp_path / "full"
+    proc = _run(_argv(tiny_model, full, "max_steps=4"), env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "curiosity_grpo: 100%" in proc.stderr and "4/4" in proc.stderr  # the progress bar
+    log = _log(full)
+    assert [e["step"] for e in log] == [0, 1, 2, 3]
+    assert any(e["loss"] != 0.0 for e in log)  # the parity scores give groups variance: real updates
+    # keep-last-2 of the checkpoints after steps 1, 2, 3 (none after the last: the final save)
+    assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["step-2", "step-3"]
+    events = list((full / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and sum(p.stat().st_size for p in events) > 0
+
+    cut = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "harness", *_argv(tiny_model, cut, "max_steps=4")]
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not (cut / "checkpoints" / "step-2").is_dir() and time.monotonic() < deadline:
+        assert child.poll() is None, "the run ended before it was killed"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (cut / "model.safetensors").exists()  # really killed before the end
+    resumed = _run([*_argv(tiny_model, cut, "max_steps=4"), "--resume"], env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    assert (cut / "train_log.jsonl").read_text() == (full / "train_log.jsonl").read_text()
+    a, b = _weights(full), _weights(cut)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_all_groups_dropped_warns_and_can_stop(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "dropped"
+    sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "n_samples=2"]
+    sets += ["max_steps=2", "prompts_per_step=1", "num_generations=2", "report_to=none", "progress=false"]
+    sets += ["no_update_patience=2"]
+    argv = ["train", "--plugin", "curiosity_grpo", *[x for s in sets for x in ("--set", s)]]
+    assert main(argv) == 0  # the tiny model's rewards are all equal: every group is dropped
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "curiosity_grpo: warning: step 0: every group was dropped" in text
+    assert "the loss has been 0 for 2 steps in a row" in text
+    assert not (out / "tensorboard").exists()  # report_to=none
+
+    stop = tmp_path / "stop"
+    argv = [a.replace(str(out), str(stop)) for a in argv] + ["--set", "stop_on_no_update=true"]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("harness train: error: curiosity_grpo: step 0: every group was dropped")
+    assert "stopped (stop_on_no_update)" in lines[-1]
+    assert (stop / "checkpoints" / "step-1" / "harness_state.json").is_file()
+    assert len(_log(stop)) == 1
+
+
+def test_resume_without_checkpoint_and_unknown_tracker_are_one_line_errors(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["train", "--plugin", "curiosity_grpo", "--set", f"output_dir={tmp_path / 'x'}"]
+    assert main([*base, "--set", f"model={tiny_model}", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness train: error: curiosity_grpo: --resume: no checkpoint in ")
+    assert len(err.splitlines()) == 1
+    assert main([*base, "--set", "report_to=mlflow"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "harness train: error: curiosity_grpo: report_to: 'mlflow' is not one of tensorboard, wandb, none"
+    )
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import harness_plugins.curiosity_grpo as grpo
+
+    real = grpo.collect_items
+    calls = []
+
+    def interrupted_on_second_step(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpo, "collect_items", interrupted_on_second_step)
+    out = tmp_path / "ctrlc"
+    sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "n_samples=2"]
+    sets += ["max_steps=3", "prompts_per_step=1", "num_generations=2", "report_to=none", "save_every=0"]
+    assert main(["train", "--plugin", "curiosity_grpo", *[x for s in sets for x in ("--set", s)]]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("harness train: curiosity_grpo interrupted after 1 step(s); checkpoint ")
+    assert "--resume" in err and "finished samples" not in err  # not eval's hint
+    ckpt = out / "checkpoints" / "step-1"
+    assert json.loads((ckpt / "harness_state.json").read_text())["next_step"] == 1
+    assert len(_log(out)) == 1 and (ckpt / "config.json").is_file()
+    # the checkpoint folder is itself a model folder harness eval loads
+    argv = ["eval", "--tasks", "vstar", "--model", f"hf:{ckpt}", "--limit", "1", "--limits", SMALL_LIMITS]
+    assert main([*argv, "--output_path", str(tmp_path / "ev"), "--no_progress"]) == 0
