@@ -19,6 +19,10 @@ Conventions (following the released multi-turn loop in ``experience_maker.py``):
   limit (``max_ops``, ``max_images``, ``context``) or a backend error: the scorer then sees no
   answer. (The released scorer read the last ``\\boxed{}`` of the whole transcript instead; the
   turns keep every reply for a compatibility scorer that wants that.)
+- Images (see harness/limits.py): the tools hold each input bounded to ``source_*_pixels``, each
+  crop at its "Image Size" and each video frame at its "Frame Size"; the messages carry every
+  image resized once more into ``min_pixels``..``max_pixels``, as the released engine's processor
+  showed it. ``Trajectory.shown_sizes`` and ``Observation.shown_sizes`` record those sizes.
 - A reply that is a tool call is checked against ``max_ops`` then the context budget (prompt +
   completion tokens, when the backend reports both) before it runs; a plain answer always ends the
   episode, as ``answer``, or as ``no_answer`` when the task's extractor (``extract``, given by the
