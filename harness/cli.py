@@ -438,7 +438,9 @@ def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max_batch", type=int, default=8, help="requests generated together at most")
-    p.add_argument("--api-key", "--api_key", dest="api_key", help="require Authorization: Bearer KEY")
+    p.add_argument(
+        "--api-key", "--api_key", dest="api_key", metavar="KEY", help="require Authorization: Bearer KEY"
+    )
     p.add_argument("--api_key_env", metavar="VAR", help="like --api-key, the key read from variable VAR")
     p.add_argument(
         "--max_request_pixels",
