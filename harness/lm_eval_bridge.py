@@ -41,7 +41,7 @@ from .protocol import SYSTEM_PROMPT, user_text
 from .records import Sample, SampleScore
 from .rollout import sample_seed
 from .task import TaskSpec
-from .tools import resize_to_budget
+from .tools import shown_input
 
 TASK_PREFIX = "pixel_harness_"
 UTILS = '''"""lm-eval hooks of the pixel-harness tasks (written by `harness export-lm-eval`)."""
@@ -118,8 +118,9 @@ def doc_to_image(doc: Mapping[str, Any]) -> list[Any]:
     from .data import open_media
 
     sample = doc_sample(doc)
-    limits = Limits(min_pixels=int(doc["min_pixels"]), max_pixels=int(doc["max_pixels"]))
-    return [resize_to_budget(img, limits.min_pixels, limits.max_pixels) for img in open_media(sample)]
+    budget = {k: int(v) for k, v in doc.items() if k.endswith("_pixels")}  # folders exported before
+    limits = Limits(**budget)  # the source bounds existed lack them: Limits' defaults then
+    return [shown_input(img, limits) for img in open_media(sample)]
 
 
 def doc_to_target(doc: Mapping[str, Any]) -> str:
@@ -283,4 +284,9 @@ def export_tasks(
 
 
 def _budget(limits: Limits) -> dict[str, int]:
-    return {"min_pixels": limits.min_pixels, "max_pixels": limits.max_pixels}
+    return {
+        "min_pixels": limits.min_pixels,
+        "max_pixels": limits.max_pixels,
+        "source_min_pixels": limits.source_min_pixels,
+        "source_max_pixels": limits.source_max_pixels,
+    }

@@ -141,6 +141,14 @@ def resize_to_budget(image: Image.Image, min_pixels: int, max_pixels: int) -> Im
     return image.resize((new_w, new_h))
 
 
+def shown_input(image: Image.Image, limits: Limits) -> Image.Image:
+    """An input image as the model is shown it: bounded to the tools' source budget first, then
+    resized into the engine's ``min_pixels``..``max_pixels`` (the two resizes of the released
+    evaluation; :class:`harness.episode.Episode` keeps the first copy for the tools)."""
+    source = resize_to_budget(image, limits.source_min_pixels, limits.source_max_pixels)
+    return resize_to_budget(source, limits.min_pixels, limits.max_pixels)
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError

@@ -141,15 +141,23 @@ def load_replay(path: Path) -> dict[str, list[str]]:
             raise ValueError(f"{path}: expected an object mapping 'task/sample_id' to a list of replies")
         return {str(k): [str(x) for x in v] for k, v in data.items()}
     out: dict[str, list[str]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # "\n" only: str.splitlines() would also break at U+2028/U+0085, which older files kept raw.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             traj = json.loads(line)["trajectory"]
-            out[f"{traj['task']}/{traj['sample_id']}"] = [t["reply"] for t in traj["turns"]]
+            out[f"{traj['task']}/{traj['sample_id']}"] = [_recorded_reply(t) for t in traj["turns"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{lineno}: not a samples.jsonl line ({exc})") from exc
     return out
+
+
+def _recorded_reply(turn: Mapping[str, Any]) -> str:
+    """The reply exactly as the model wrote it: ``raw_reply`` (a JSON string literal, set when the
+    recorded ``reply`` had lone surrogates replaced) or else ``reply``."""
+    raw = turn.get("raw_reply")
+    return str(json.loads(raw)) if raw else str(turn["reply"])
 
 
 class ReplayPolicy:

@@ -141,3 +141,25 @@ def test_harness_lm_only_generates() -> None:
         lm.loglikelihood([])
     with pytest.raises(ValueError, match="needs a policy or a model"):
         HarnessLM()
+
+
+@pytest.mark.parametrize("size", [(3840, 2160), (640, 480), (300, 5000)])
+def test_lm_eval_images_are_the_pixels_an_episode_shows(tmp_path: Path, size: tuple[int, int]) -> None:
+    """The single-turn lm-eval path shows each input exactly as Episode does (two resizes: the
+    tools' source copy, then the engine's bounds), for exported docs with and without the
+    source bounds (folders exported before they existed)."""
+    from PIL import Image
+
+    from harness.episode import Episode
+    from harness.limits import Limits
+    from harness.lm_eval_bridge import _budget, doc_to_image
+    from harness.records import Sample
+
+    Image.new("RGB", size, (90, 120, 150)).save(tmp_path / "a.png")
+    sample = Sample(task="vstar", id="1", question="Q?", answer="A", media=("a.png",), root=str(tmp_path))
+    limits = Limits()
+    episode = Episode(sample, [Image.open(tmp_path / "a.png")], mode="notool", question="Q?", tools=())
+    doc = {"key": sample.key, "sample": json.dumps(sample.to_dict()), **_budget(limits)}
+    assert [im.size for im in doc_to_image(doc)] == [im.size for im in episode.images]
+    old = {k: v for k, v in doc.items() if not k.startswith("source_")}
+    assert [im.size for im in doc_to_image(old)] == [im.size for im in episode.images]

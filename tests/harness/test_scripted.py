@@ -102,3 +102,20 @@ def test_parse_model_args() -> None:
     assert parse_model_args("a=1, b = x") == {"a": "1", "b": "x"}
     with pytest.raises(ValueError, match="key=value"):
         parse_model_args("a")
+
+
+def test_replay_from_samples_jsonl_gives_the_exact_replies(tmp_path: Path) -> None:
+    """A recorded reply whose lone surrogate was cleaned is replayed from ``raw_reply``, exactly;
+    a raw U+2028 inside a line (older files) does not split the line."""
+
+    from harness.backends.scripted import load_replay
+
+    lone = "look \ud83d here"
+    turns = [
+        {"reply": "look \ufffd here", "raw_reply": json.dumps(lone)},
+        {"reply": "para\u2028graph \\boxed{A}"},
+    ]
+    line = json.dumps({"trajectory": {"task": "vstar", "sample_id": "7", "turns": turns}}, ensure_ascii=False)
+    path = tmp_path / "samples.jsonl"
+    path.write_text(line + "\n", encoding="utf-8", errors="surrogatepass")
+    assert load_replay(path) == {"vstar/7": [lone, "para\u2028graph \\boxed{A}"]}
