@@ -335,3 +335,50 @@ def resume_command(trainer: str, output_dir: str) -> str:
     if "train" in argv and "--plugin" in argv:
         return "harness " + " ".join(shlex.quote(a) for a in argv if a != "--resume") + " --resume"
     return f"the same harness train --plugin {trainer} command with --resume (output_dir={output_dir})"
+
+
+class StopOnInterrupt:
+    """Ctrl-C for a transformers ``Trainer`` (SFT): the first SIGINT is deferred to the end of the
+    current optimiser step, where a TrainerCallback (:meth:`callback`) asks the Trainer to save a
+    regular ``checkpoint-N`` and stop; ``interrupted`` says so afterwards. A second SIGINT
+    interrupts at once. Only in the main thread (signal handlers can only be set there)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # the second Ctrl-C
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "interrupt: saving a checkpoint at the end of this step (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        owner = self
+
+        class _Stop(TrainerCallback):  # type: ignore[misc]
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+                if owner.requested:
+                    control.should_save = True
+                    control.should_training_stop = True
+                return control
+
+        return _Stop()

@@ -60,6 +60,18 @@ class SFTTrainConfig:
     freeze_vision: bool = True  # published: vision tower frozen
     seed: int = 0
     logging_steps: int = 1
+    # Operations, through TRL / transformers' own mechanisms (save_steps, resume_from_checkpoint,
+    # report_to, the Trainer's tqdm bar).
+    save_every: int = 0  # steps between checkpoints (output_dir/checkpoint-N); 0 = only the final model
+    save_total_limit: int = 2  # checkpoints kept (the newest); 0 = all
+    resume: bool = False  # continue from the latest output_dir/checkpoint-N (harness train --resume)
+    report_to: str = (
+        "tensorboard"  # tensorboard | wandb | tensorboard,wandb | none (events in output_dir/runs/)
+    )
+    progress: bool = True  # the Trainer's progress bar
+    # Memory
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False
 
 
 def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message]]:
@@ -106,17 +118,31 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ValueError(INSTALL_HINT) from exc
+    from transformers.trainer_utils import get_last_checkpoint
+
     from harness.backends.hf import HFOptions, HFPolicy
 
     from .tokens import collate, encode_with_mask
+    from .train_ops import StopOnInterrupt, parse_report_to, resume_command
 
-    policy = HFPolicy(config.model, HFOptions(device="cpu", dtype="float32"))
+    report_to = parse_report_to(config.report_to, "trl_sft")
+    out = Path(config.output_dir)
+    last_checkpoint = get_last_checkpoint(str(out)) if config.resume and out.is_dir() else None
+    if config.resume and last_checkpoint is None:
+        raise ValueError(
+            f"trl_sft: --resume: no checkpoint-N folder in {out} (written every save_every steps)"
+        )
+    cuda = torch.cuda.is_available()
+    dtype = ("bfloat16" if cuda else "float32") if config.dtype == "auto" else config.dtype
+    # Resume: the weights come from the checkpoint through from_pretrained, which maps the saved key
+    # names to the model's (transformers 5's Trainer loads them with load_state_dict(strict=False)
+    # under the saved names, so Qwen2.5-VL's weights silently stayed the initial ones).
+    policy = HFPolicy(last_checkpoint or config.model, HFOptions(device="cpu", dtype=dtype))
     processor, model = policy.processor, policy.model.train()
     if config.freeze_vision:
         freeze_vision_tower(model)
     last = config.loss_last_turns if config.loss_last_turns > 0 else None
     rows = [encode_with_mask(processor, m, last) for m in conversations(config, harness)]
-    out = Path(config.output_dir)
     args = SFTConfig(
         output_dir=str(out),
         num_train_epochs=config.epochs,
@@ -127,9 +153,13 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         logging_steps=config.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        bf16=False,
+        save_strategy="steps" if config.save_every > 0 else "no",
+        save_steps=max(config.save_every, 1),
+        save_total_limit=config.save_total_limit or None,
+        report_to=list(report_to) or "none",
+        disable_tqdm=not config.progress,
+        activation_checkpointing=config.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        bf16=dtype == "bfloat16" and cuda,  # the weights are already in dtype; on CPU no autocast
         use_cpu=not torch.cuda.is_available(),  # accelerate places the model on each process's GPU
         seed=config.seed,
         remove_unused_columns=False,
@@ -142,7 +172,17 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         processing_class=processor,
         data_collator=lambda batch: collate(processor, policy.pad_id, [rows[b["row"]] for b in batch]),
     )
-    trainer.train()
+    with StopOnInterrupt() as stop:
+        trainer.add_callback(stop.callback())
+        if last_checkpoint is not None and hasattr(trainer, "_load_from_checkpoint"):
+            trainer._load_from_checkpoint = lambda *args, **kwargs: None  # the weights are loaded above
+        trainer.train(resume_from_checkpoint=last_checkpoint)
+    if stop.requested:
+        where = get_last_checkpoint(str(out))
+        raise KeyboardInterrupt(
+            f"trl_sft interrupted at step {trainer.state.global_step}; checkpoint {where}; "
+            f"resume with: {resume_command('trl_sft', str(out))}"
+        )
     # Under `accelerate launch` every process gets here; save_model writes on the main process only
     # (and gathers ZeRO-3 / FSDP shards first, so every process must call it). Our own files are
     # written by the main process alone, and the others wait until the checkpoint is complete.

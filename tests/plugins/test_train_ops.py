@@ -195,3 +195,45 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     # the checkpoint folder is itself a model folder harness eval loads
     argv = ["eval", "--tasks", "vstar", "--model", f"hf:{ckpt}", "--limit", "1", "--limits", SMALL_LIMITS]
     assert main([*argv, "--output_path", str(tmp_path / "ev"), "--no_progress"]) == 0
+
+
+def test_sft_ctrl_c_then_resume_equals_the_uninterrupted_run(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trl_sft through TRL's own mechanisms: a SIGINT mid-run saves checkpoint-N (a callback asks
+    the Trainer to save and stop), ``--resume`` continues it (resume_from_checkpoint), and the
+    final weights equal an uninterrupted run's; TensorBoard events through report_to."""
+    import torch
+
+    import harness_plugins.tokens as tokens
+
+    def argv(out: Path) -> list[str]:
+        sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "learning_rate=1e-2"]
+        sets += ["n_samples=4", "max_steps=5", "batch_size=1", "grad_accum=1", "warmup_ratio=0"]
+        sets += ["save_every=100", "progress=false"]
+        return ["train", "--plugin", "trl_sft", *[x for s in sets for x in ("--set", s)]]
+
+    full = tmp_path / "full"
+    assert main(argv(full)) == 0
+    assert list((full / "runs").rglob("events.out.tfevents.*"))  # TensorBoard by default
+
+    real, calls = tokens.collate, []
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "collate", interrupting)
+    cut = tmp_path / "cut"
+    assert main(argv(cut)) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("harness train: trl_sft interrupted at step ") and "--resume" in err
+    assert list(cut.glob("checkpoint-*")) and not (cut / "model.safetensors").exists()
+    monkeypatch.setattr(tokens, "collate", real)
+    assert main([*argv(cut), "--resume"]) == 0
+    a, b = _weights(full), _weights(cut)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    steps = [e["step"] for e in _log(cut) if "loss" in e]
+    assert steps == [e["step"] for e in _log(full) if "loss" in e] == [1, 2, 3, 4, 5]
