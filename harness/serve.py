@@ -7,9 +7,10 @@ Endpoints: ``POST /v1/chat/completions`` (messages with base64 data-URL images a
 ``video_url`` frame sequences, as :mod:`harness.backends.chat` writes them; temperature, top_p,
 max_tokens / max_completion_tokens, stop, seed; no streaming, ``n`` = 1), ``GET /v1/models`` and
 ``GET /health``. Requests that arrive together are generated as one batch (up to ``--max_batch``),
-so concurrent clients share the model. A reply that ended on a requested stop string
-``</tool_call>`` comes back without it and with ``"stop_reason": "</tool_call>"``, as vLLM's
-server does.
+so concurrent clients share the model. When a client asks for the stop string ``</tool_call>``
+the reply is cut at its first one and comes back without it and with
+``"stop_reason": "</tool_call>"``, as vLLM's server does (the backends themselves do not stop there
+by default, as in the released code).
 
 This module is the model side and stays light (PIL only; ``plugins/grpo_generation.py`` imports
 :class:`Batcher` from here): the :class:`Batcher`, the request limits (:class:`ServeOptions`),
@@ -214,9 +215,13 @@ def parse_completion(body: Any, max_request_pixels: int = DEFAULT_MAX_REQUEST_PI
 
 def completion_response(reply: Reply, completion: Completion, model: str) -> dict[str, Any]:
     """The chat-completions response body for ``reply``."""
-    text, stop_reason = reply.text, None
-    if reply.finish_reason == "stop" and TOOL_END in completion.client_stops and text.endswith(TOOL_END):
-        text, stop_reason = text[: -len(TOOL_END)], TOOL_END
+    text, stop_reason, finish = reply.text, None, reply.finish_reason
+    # A client that asked to stop at </tool_call> gets the reply cut at its first one, whether or
+    # not the backend itself stopped there (backends no longer stop there by default, as released):
+    # greedy text up to that point is what a stop would have produced; completion_tokens may count
+    # the tokens after it.
+    if TOOL_END in completion.client_stops and finish != "error" and TOOL_END in text:
+        text, stop_reason, finish = text[: text.index(TOOL_END)], TOOL_END, "stop"
     prompt, done = reply.prompt_tokens or 0, reply.completion_tokens or 0
     return {
         "id": f"chatcmpl-{completion.request.sample.id}",
@@ -227,7 +232,7 @@ def completion_response(reply: Reply, completion: Completion, model: str) -> dic
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": reply.finish_reason,
+                "finish_reason": finish,
                 "stop_reason": stop_reason,
                 "logprobs": None,
             }

@@ -70,6 +70,19 @@ def test_parse_and_respond() -> None:
     choice = out["choices"][0]
     assert (choice["message"]["content"], choice["stop_reason"]) == ("<tool_call>{}", "</tool_call>")
     assert out["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    # backends do not stop at </tool_call> by default (as released): a client that asked for that
+    # stop still gets the reply cut at the first one, with the stop named
+    late = Reply("<tool_call>{}</tool_call>\nSo the answer is \\boxed{A}", "length")
+    choice = completion_response(late, completion, "m")["choices"][0]
+    assert (choice["message"]["content"], choice["stop_reason"], choice["finish_reason"]) == (
+        "<tool_call>{}",
+        "</tool_call>",
+        "stop",
+    )
+    # without that stop requested the whole reply comes back
+    plain = parse_completion({**body, "stop": ["<|im_end|>"]})
+    choice = completion_response(late, plain, "m")["choices"][0]
+    assert (choice["message"]["content"], choice["stop_reason"]) == (late.text, None)
 
 
 @pytest.fixture(scope="module")
