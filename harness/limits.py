@@ -1,5 +1,5 @@
 """Episode limits. Defaults are the values used for the published Pixel-Reasoner numbers
-(REFERENCE.md section 2); every one can be changed from the CLI (``--limits key=value,...``)."""
+(docs/reference.md section 2); every one can be changed from the CLI (``--limits key=value,...``)."""
 
 from __future__ import annotations
 

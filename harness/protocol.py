@@ -1,6 +1,6 @@
 """The text protocol between the model and the harness (pure functions, no I/O).
 
-What the released Pixel-Reasoner model was trained and evaluated with (REFERENCE.md section 2):
+What the released Pixel-Reasoner model was trained and evaluated with (docs/reference.md section 2):
 
 - the system message: ``"You are a helpful assistant."``, followed with tools by the Hermes/Nous
   ``# Tools`` block of qwen_agent's ``NousFnCallPrompt`` (``FN_CALL_TEMPLATE``), one

@@ -1,7 +1,7 @@
 """``curiosity_grpo``: GRPO over the harness's own rollout, with the curiosity-driven reward.
 
 Why not TRL's GRPOTrainer: with ``environment_factory`` TRL renders tool results as ``tool``-role
-messages through the chat template's tool branch, while the eval protocol (REFERENCE section 2)
+messages through the chat template's tool branch, while the eval protocol (docs/reference.md section 2)
 shows observations as *user* turns with the crop images; TRL 1.16.0 also rejects the stock
 Qwen2.5-VL template and ``rollout_func`` cannot carry mid-trajectory images into the loss. The
 training transcripts and token ids would differ from ``harness eval``'s. So this trainer is a small

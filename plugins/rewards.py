@@ -1,4 +1,4 @@
-"""Curiosity-driven rewards and group-relative advantages (REFERENCE section 3), as pure functions.
+"""Curiosity-driven rewards and group-relative advantages (docs/reference.md section 3), as pure functions.
 
 The correctness term is the harness's own eval scorer (:func:`harness.scoring_modes.score_trajectory`)
 on the finished trajectory, forced to 0 when the episode ended right after a failed visual

@@ -1,5 +1,5 @@
 """ANLS parity: ``harness.scoring.anls`` against a straightforward, independent implementation of
-the two rules in REFERENCE.md section 4, on 300 generated cases (many near the 0.5 boundary and
+the two rules in docs/reference.md section 4, on 300 generated cases (many near the 0.5 boundary and
 with extra whitespace, where the rules differ) plus the published golden table."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_anls_matches_the_independent_implementation(rule: str) -> None:
     assert not mismatches, mismatches[:5]
 
 
-GOLDEN = [  # REFERENCE.md section 4: (prediction, golds, rrc_script, paper)
+GOLDEN = [  # docs/reference.md section 4: (prediction, golds, rrc_script, paper)
     ("The Coca", ["Coca Cola", "Coca Cola Company"], 0.0, 0.0),
     ("CocaCola", ["Coca Cola", "Coca Cola Company"], 0.89, 0.89),
     ("Coca cola", ["Coca Cola", "Coca Cola Company"], 1.0, 1.0),

@@ -1,4 +1,4 @@
-"""``--prompt official``: each task's own prompt and answer format (REFERENCE.md section 4), run
+"""``--prompt official``: each task's own prompt and answer format (docs/reference.md section 4), run
 end to end, and the V* letter extraction on a table of tricky short replies."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def test_official_prompt_is_what_the_model_sees(
     )
 
 
-VSTAR_REPLIES = [  # options (red, green, blue, white), gold C; REFERENCE's peer traps included
+VSTAR_REPLIES = [  # options (red, green, blue, white), gold C; the peer traps of docs/reference.md section 4 included
     ("C", "C", 1.0),
     ("(C)", "C", 1.0),
     ("c)", "C", 1.0),

@@ -97,7 +97,7 @@ CHOICE_4 = [
     ("Answer: I think it is B", "B"),
     ("Option A shows a lion, but the answer is B.", "B"),
     ("（C）", "C"),
-    # REFERENCE traps
+    # docs/reference.md section 4: the peer traps
     ("AREA.", None),
     ("Based on the image, the answer is C.", "C"),
     ("A dog is sitting on the left.", None),

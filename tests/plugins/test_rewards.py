@@ -1,4 +1,4 @@
-"""The curiosity reward table (REFERENCE section 3), group advantages, and correctness == eval scorer."""
+"""The curiosity reward table (docs/reference.md section 3), group advantages, and correctness == eval scorer."""
 
 from __future__ import annotations
 
