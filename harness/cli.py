@@ -273,8 +273,8 @@ def _train_epilog() -> str:
         "example:",
         "  accelerate launch --config_file $(harness train --accelerate-config deepspeed_zero2) \\",
         "    -m harness train --plugin trl_sft --config CONFIG.yaml",
-        "curiosity_grpo is single-process (it refuses a world size > 1); it scales its rollouts",
-        "through vLLM instead: --set use_vllm=true --set vllm_mode=colocate|server (README, Training).",
+        "curiosity_grpo runs data parallel under accelerate launch too (rollouts split by group);",
+        "its generation also scales through vLLM: --set use_vllm=true --set vllm_mode=colocate|server.",
     ]
     return "\n".join(lines)
 

@@ -140,6 +140,7 @@ class Checkpoints:
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # every process's RNG file is in before the rename
         if accelerator.is_main_process:
             accelerator.unwrap_model(model).config.save_pretrained(str(tmp))
             generation = getattr(accelerator.unwrap_model(model), "generation_config", None)
@@ -323,7 +324,9 @@ class TrainOps:
             self.bar.close()
             self.bar = None
         if self.config.report_to and not self._closed:
-            self.accelerator.end_training()
+            # not accelerator.end_training(): it also destroys the process group, still needed
+            for tracker in self.accelerator.trackers:
+                tracker.finish()
         self._closed = True
 
 

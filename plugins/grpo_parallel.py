@@ -1,0 +1,119 @@
+"""Data-parallel pieces of ``curiosity_grpo`` on accelerate (no process-group code of our own).
+
+Under ``accelerate launch`` with N processes (DDP; FSDP / DeepSpeed through the shipped
+configs), every process holds the same ordered prompt list and the same config, so the rest is
+deterministic bookkeeping:
+
+* **Rollouts split by group**: process r collects the prompts ``batch[r::N]`` of a step, all
+  ``num_generations`` rollouts of a prompt on one process (advantages stay group-local).
+* **One global view**: each process's rollouts are sent to every process *without* their
+  conversations and images (:func:`share`: record, score, trajectory, group), through
+  ``accelerate.utils.gather_object``, and put back into the single-process order (generation,
+  prompt). Every process then takes the same decisions (rewards, group drops, refill, shuffle,
+  updates); a rollout whose conversation lives on another process is ``local=False`` and only
+  its owner computes its loss.
+* **The loss** of each process is its own rollouts' share of the single-process loss times N,
+  because DDP averages gradients over the N processes: the sum is the single-process gradient
+  of the same global batch. Gradients are all-reduced once per update (``accelerator.no_sync``
+  for every backward but the last; a process without rollouts in an update joins with a zero
+  loss), and the metrics (loss, clipped tokens, largest ratio deviation, token counts) are
+  reduced across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.records import Sample
+    from harness.task import TaskSpec
+
+    from .curiosity_grpo import Rollout
+
+
+def shard(batch: Sequence[Any], rank: int, world: int) -> list[Any]:
+    """The prompts process ``rank`` collects: every ``world``-th from ``rank``."""
+    return list(batch[rank::world])
+
+
+def positions(
+    rolls: Sequence[Rollout], local_items: Sequence[tuple[Any, Sample]], generations: int
+) -> list[int]:
+    """For each collected rollout (in ``collect_items``' order: generation, then item; episodes
+    without a turn left out), the index ``k * len(local_items) + j`` of its (generation, item)."""
+    expected = [(k, j) for k in range(generations) for j in range(len(local_items))]
+    out, cursor = [], 0
+    for roll in rolls:
+        while local_items[expected[cursor][1]][1].key != roll.group:
+            cursor += 1
+        k, j = expected[cursor]
+        out.append(k * len(local_items) + j)
+        cursor += 1
+    return out
+
+
+def share(
+    rolls: Sequence[Rollout],
+    batch: Sequence[tuple[TaskSpec, Sample]],
+    generations: int,
+    accelerator: Any,
+) -> list[Rollout]:
+    """Every process's rollouts of this step, in the single-process order; the others' without
+    their conversation (``local=False``)."""
+    from accelerate.utils import gather_object
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    local_items = shard(batch, rank, world)
+    mine = positions(rolls, local_items, generations)
+    # global order key of local (generation k, item j): (k, rank + j * world)
+    keys = [(p // max(len(local_items), 1), rank + (p % max(len(local_items), 1)) * world) for p in mine]
+    light = [
+        (key, rank, r.group, r.sample, r.trajectory, r.score) for key, r in zip(keys, rolls, strict=True)
+    ]
+    everything = gather_object(light)
+    specs = {s.key: spec for spec, s in batch}
+    local_by_key = dict(zip(keys, rolls, strict=True))
+    out = []
+    for key, owner, group, sample, trajectory, score in sorted(everything, key=lambda x: x[0]):
+        if owner == rank:
+            out.append(local_by_key[key])
+        else:
+            roll = local_by_key.get(key)
+            assert roll is None
+            from .curiosity_grpo import Rollout
+
+            out.append(Rollout(specs[group], group, sample, trajectory, score, [], local=False))
+    return out
+
+
+def reduce_sum(accelerator: Any, values: Sequence[float]) -> list[float]:
+    """``values`` summed over processes (as float64 on the accelerator's device)."""
+    import torch
+
+    if accelerator is None or accelerator.num_processes == 1:
+        return list(values)
+    t = torch.tensor(list(values), dtype=torch.float64, device=accelerator.device)
+    return [float(x) for x in accelerator.reduce(t, reduction="sum")]
+
+
+def reduce_max(accelerator: Any, value: float) -> float:
+    import torch
+
+    if accelerator is None or accelerator.num_processes == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=accelerator.device)
+    return float(accelerator.gather(t).max())
+
+
+def zero_backward(model: Any, params: Sequence[Any], accelerator: Any) -> None:
+    """Join the update's gradient all-reduce with a zero loss (a process without rollouts)."""
+    import torch
+
+    del model
+    loss = torch.stack([p.sum() for p in params]).sum() * 0.0
+    accelerator.backward(loss)
+
+
+def unwrap(model: Any, accelerator: Any) -> Any:
+    return accelerator.unwrap_model(model) if accelerator is not None else model
