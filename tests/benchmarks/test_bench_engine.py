@@ -292,5 +292,6 @@ def test_memory_is_flat_in_the_number_of_samples(
     growth = benchmark.pedantic(run, rounds=1, iterations=1)
     with capsys.disabled():
         print(f"\nmemory: {benchmark.extra_info}")
-    # 1,900 more finished records (kept for results.json, a few KB each) and nothing else.
-    assert growth < 40, f"peak RSS grew {growth:.0f} MB from 100 to 2,000 samples"
+    # Media held per sample would be ~3 MB each (GBs here); what grows is the 1,900 more finished
+    # records harness eval keeps for results.json (a few KB to tens of KB each) and the allocator.
+    assert growth < 64, f"peak RSS grew {growth:.0f} MB from 100 to 2,000 samples"
