@@ -173,6 +173,12 @@ class GRPOTrainConfig:
     # Memory
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False  # recompute activations in the loss forward
+    # Evaluation during training (train_eval.py): harness eval's code on the live weights.
+    eval_every: int = 0  # steps between evaluations (and after the last step); 0 = none
+    eval_tasks: str = "vstar"  # as eval's --tasks
+    eval_limit: int | None = 16  # samples per task (as --limit); null = all
+    eval_data: str = "synthetic"  # held-out samples (as --data); training uses synthetic:2
+    eval_limits: str = ""  # the evaluation's episode limits (as eval's --limits; not pixel_budget)
 
     def curiosity(self) -> CuriosityConfig:
         return CuriosityConfig(
@@ -566,6 +572,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     from harness.rollout import RolloutConfig
 
     from .grpo_parallel import shard, share
+    from .train_eval import TrainEval, run_eval
     from .train_ops import OpsConfig, TrainOps, parse_report_to, require_checkpoint, resume_command
     from .trl_sft import freeze_vision_tower
 
@@ -590,6 +597,16 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     )
     if config.resume:
         require_checkpoint(ops_config)
+    plan = TrainEval(
+        config.eval_every,
+        config.eval_tasks,
+        config.eval_limit,
+        config.eval_data,
+        config.eval_limits,
+        config.seed,
+        f"curiosity_grpo:{out}",
+    )
+    plan.check(harness)
     torch.manual_seed(config.seed)
     items = training_items(config.task, config.data, config.n_samples, harness)
     cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
@@ -673,6 +690,12 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
                 )
                 entry["generation"] = f"vllm:{config.vllm_mode}" if config.use_vllm else "hf"
                 entry["top_k"] = config.top_k if supports_top_k() else "unsupported by harness Sampling"
+                if plan.due(step + 1, config.max_steps):
+                    model.eval()
+                    engine.sync(accelerator.unwrap_model(model))  # the engine evaluates these weights
+                    if accelerator.is_main_process:
+                        entry.update(run_eval(plan, step + 1, engine.policy, harness, out))
+                    accelerator.wait_for_everyone()
                 ops.end_step(entry, model, processor, config.max_steps)
     except KeyboardInterrupt:
         raise ops.interrupted(model, processor, resume_command("curiosity_grpo", str(out))) from None

@@ -237,3 +237,31 @@ def test_sft_ctrl_c_then_resume_equals_the_uninterrupted_run(
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     steps = [e["step"] for e in _log(cut) if "loss" in e]
     assert steps == [e["step"] for e in _log(full) if "loss" in e] == [1, 2, 3, 4, 5]
+
+
+def test_in_training_eval_folders_read_by_leaderboard(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """eval_every: harness eval's code scores the live weights into OUTPUT_DIR/evals/step-N (normal
+    run folders that harness leaderboard reads); the numbers join the train log's curves."""
+    out = tmp_path / "grpo"
+    sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "n_samples=2"]
+    sets += ["max_steps=2", "prompts_per_step=1", "num_generations=2", "report_to=none", "progress=false"]
+    sets += ["eval_every=1", "eval_limit=2", f"eval_limits={SMALL_LIMITS}"]
+    assert main(["train", "--plugin", "curiosity_grpo", *[x for s in sets for x in ("--set", s)]]) == 0
+    log = _log(out)
+    assert [e["eval/vstar/accuracy"] for e in log] == [0.0, 0.0]  # the tiny random model
+    assert all("eval/vstar/rapr" in e for e in log)
+    for step in (1, 2):
+        result = json.loads((out / "evals" / f"step-{step}" / "results.json").read_text())
+        assert result["results"]["vstar"]["n"] == 2
+        assert result["model"].endswith(f"@step-{step}")
+    report = tmp_path / "report"
+    runs = [str(out / "evals" / "step-1"), str(out / "evals" / "step-2")]
+    capsys.readouterr()
+    assert (
+        main(["leaderboard", *runs, "--out", str(report), "--train_log", str(out / "train_log.jsonl")]) == 0
+    )
+    text = "".join(p.read_text(errors="replace") for p in report.rglob("*") if p.suffix in (".md", ".html"))
+    assert "@step-1" in text and "@step-2" in text
+    assert "eval/vstar/accuracy" in text

@@ -1,0 +1,81 @@
+"""Evaluation during training: every ``eval_every`` steps the current weights are scored with
+``harness eval``'s own code (:func:`harness.evaluate.evaluate` with the trainer's live policy,
+so no checkpoint is written or reloaded: with vLLM generation, the engine that already holds the
+step's weights) on held-out samples (``eval_data``, eval's default ``synthetic``, disjoint from
+the training prompts' ``synthetic:2``).
+
+Each evaluation is a normal run folder, ``OUTPUT_DIR/evals/step-N`` (``results.json``,
+``samples.jsonl``, ``run_config.json``), so ``harness leaderboard OUTPUT_DIR/evals/step-*`` reads
+them; its headline numbers also go into that step's ``train_log.jsonl`` entry as
+``eval/<task>/<metric>`` (an accuracy panel series of ``harness leaderboard --train_log``) and
+``eval/<task>/rapr`` (the RaPR panel), plotted against the training curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.plugins import Harness
+    from harness.policy import Policy
+
+
+@dataclass(frozen=True)
+class TrainEval:
+    """What to evaluate, and how often."""
+
+    every: int  # steps; 0 = never
+    tasks: str
+    limit: int | None
+    data: str
+    limits: str  # episode limits of the evaluation (as eval's --limits)
+    seed: int
+    label: str  # the model name recorded in the run folders
+
+    def due(self, completed_steps: int, max_steps: int) -> bool:
+        """After ``completed_steps`` steps: every ``every`` steps and after the last."""
+        if self.every <= 0:
+            return False
+        return completed_steps % self.every == 0 or completed_steps == max_steps
+
+    def check(self, harness: Harness) -> None:
+        """One-line errors (unknown task, bad limits) before any model is loaded."""
+        from harness.limits import Limits
+
+        if self.every > 0:
+            harness.resolve_tasks(self.tasks)
+            Limits.parse(self.limits)
+
+
+def run_eval(plan: TrainEval, step: int, policy: Policy, harness: Harness, out: Path) -> dict[str, float]:
+    """Evaluate ``policy`` (the live training weights) after ``step`` steps into
+    ``out/evals/step-N``; the numbers for the train log."""
+    import shutil
+
+    from harness.evaluate import EvalConfig, evaluate
+    from harness.limits import Limits
+
+    folder = out / "evals" / f"step-{step}"
+    shutil.rmtree(folder, ignore_errors=True)  # a resumed run re-evaluates this step from scratch
+    config = EvalConfig(
+        tasks=plan.tasks,
+        model=f"{plan.label}@step-{step}",
+        data=plan.data,
+        limit=plan.limit,
+        seed=plan.seed,
+        limits=Limits.parse(plan.limits),
+        output_path=str(folder),
+    )
+    result = evaluate(config, harness, show_progress=False, policy=policy)
+    numbers: dict[str, float] = {}
+    for task, res in result.results.items():
+        numbers[f"eval/{task}/{res.metric}"] = float(res.value)
+        if "pixel_reasoning_rate" in res.tool_stats:
+            numbers[f"eval/{task}/rapr"] = float(res.tool_stats["pixel_reasoning_rate"])
+    return numbers
+
+
+def summary(numbers: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in numbers.items())
