@@ -79,3 +79,26 @@ def run_eval(plan: TrainEval, step: int, policy: Policy, harness: Harness, out: 
 
 def summary(numbers: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in numbers.items())
+
+
+def trainer_callback(plan: TrainEval, policy: Policy, harness: Harness, out: Path) -> Any:
+    """A transformers ``TrainerCallback`` (SFT) that runs :func:`run_eval` every ``plan.every``
+    optimiser steps on the world-process-zero and records the numbers in ``log_history``."""
+    from transformers import TrainerCallback
+
+    class _Eval(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
+            if not plan.due(state.global_step, state.max_steps):
+                return control
+            if state.is_world_process_zero:
+                was_training = model.training if model is not None else False
+                if model is not None:
+                    model.eval()
+                numbers = run_eval(plan, state.global_step, policy, harness, out)
+                if model is not None and was_training:
+                    model.train()
+                state.log_history.append({"step": state.global_step, **numbers})
+                print(f"eval at step {state.global_step}: {summary(numbers)}")
+            return control
+
+    return _Eval()

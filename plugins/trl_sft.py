@@ -72,6 +72,12 @@ class SFTTrainConfig:
     # Memory
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False
+    # Evaluation during training (train_eval.py): harness eval's code on the live weights.
+    eval_every: int = 0  # optimiser steps between evaluations (and after the last); 0 = none
+    eval_tasks: str = "vstar"
+    eval_limit: int | None = 16
+    eval_data: str = "synthetic"  # held-out samples (training uses synthetic:1)
+    eval_limits: str = ""  # the evaluation's episode limits (as eval's --limits)
 
 
 def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message]]:
@@ -123,6 +129,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
     from harness.backends.hf import HFOptions, HFPolicy
 
     from .tokens import collate, encode_with_mask
+    from .train_eval import TrainEval, trainer_callback
     from .train_ops import StopOnInterrupt, parse_report_to, resume_command
 
     report_to = parse_report_to(config.report_to, "trl_sft")
@@ -132,6 +139,16 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         raise ValueError(
             f"trl_sft: --resume: no checkpoint-N folder in {out} (written every save_every steps)"
         )
+    plan = TrainEval(
+        config.eval_every,
+        config.eval_tasks,
+        config.eval_limit,
+        config.eval_data,
+        config.eval_limits,
+        config.seed,
+        f"trl_sft:{out}",
+    )
+    plan.check(harness)
     cuda = torch.cuda.is_available()
     dtype = ("bfloat16" if cuda else "float32") if config.dtype == "auto" else config.dtype
     # Resume: the weights come from the checkpoint through from_pretrained, which maps the saved key
@@ -174,6 +191,8 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
     )
     with StopOnInterrupt() as stop:
         trainer.add_callback(stop.callback())
+        if plan.every > 0:
+            trainer.add_callback(trainer_callback(plan, policy, harness, out))
         if last_checkpoint is not None and hasattr(trainer, "_load_from_checkpoint"):
             trainer._load_from_checkpoint = lambda *args, **kwargs: None  # the weights are loaded above
         trainer.train(resume_from_checkpoint=last_checkpoint)

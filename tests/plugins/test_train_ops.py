@@ -265,3 +265,21 @@ def test_in_training_eval_folders_read_by_leaderboard(
     text = "".join(p.read_text(errors="replace") for p in report.rglob("*") if p.suffix in (".md", ".html"))
     assert "@step-1" in text and "@step-2" in text
     assert "eval/vstar/accuracy" in text
+
+
+def test_sft_in_training_eval(tmp_path: Path, tiny_model: Path) -> None:
+    out = tmp_path / "sft"
+    sets = [f"model={tiny_model}", f"output_dir={out}", f"limits={SMALL_LIMITS}", "n_samples=2"]
+    sets += [
+        "max_steps=2",
+        "grad_accum=1",
+        "report_to=none",
+        "progress=false",
+        "eval_every=2",
+        "eval_limit=1",
+    ]
+    sets += [f"eval_limits={SMALL_LIMITS}"]
+    assert main(["train", "--plugin", "trl_sft", *[x for s in sets for x in ("--set", s)]]) == 0
+    evals = [e for e in _log(out) if "eval/vstar/accuracy" in e]
+    assert [e["step"] for e in evals] == [2]
+    assert json.loads((out / "evals" / "step-2" / "results.json").read_text())["results"]["vstar"]["n"] == 1
