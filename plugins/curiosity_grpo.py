@@ -573,7 +573,14 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
 
     from .grpo_parallel import shard, share
     from .train_eval import TrainEval, run_eval
-    from .train_ops import OpsConfig, TrainOps, parse_report_to, require_checkpoint, resume_command
+    from .train_ops import (
+        NoUpdateStop,
+        OpsConfig,
+        TrainOps,
+        parse_report_to,
+        require_checkpoint,
+        resume_command,
+    )
     from .trl_sft import freeze_vision_tower
 
     if config.num_generations < 2:
@@ -663,6 +670,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     )
     order = list(items)
     random.Random(config.seed).shuffle(order)
+    stopped: BaseException | None = None
     try:
         for step in range(first, config.max_steps):
             start = (step * config.prompts_per_step) % len(order)
@@ -698,19 +706,25 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
                     accelerator.wait_for_everyone()
                 ops.end_step(entry, model, processor, config.max_steps)
     except KeyboardInterrupt:
-        raise ops.interrupted(model, processor, resume_command("curiosity_grpo", str(out))) from None
+        stopped = ops.interrupted(model, processor, resume_command("curiosity_grpo", str(out)))
+    except NoUpdateStop as exc:
+        stopped = exc
     finally:
         engine.close()
         ops.close()
+    # The weights of the completed steps go to output_dir also after Ctrl-C or a stop, so that
+    # `harness eval --model hf:OUTPUT_DIR` loads them (harness_train.json says finished: false).
     model.eval()
     state = accelerator.get_state_dict(model)  # gathers ZeRO-3 / FSDP shards: every process calls it
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(str(out), state_dict=state)
         processor.save_pretrained(str(out))
         info = {"trainer": "curiosity_grpo", "config": asdict(config), "steps": ops.step}
-        info["num_processes"] = world
+        info.update(num_processes=world, finished=stopped is None)
         (out / "harness_train.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
+    if stopped is not None:
+        raise stopped
     return out
 
 

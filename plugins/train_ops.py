@@ -46,6 +46,10 @@ TRACKERS = ("tensorboard", "wandb")
 STATE_FILE = "harness_state.json"
 
 
+class NoUpdateStop(ValueError):
+    """``stop_on_no_update``: the run stopped because nothing was learned (one line)."""
+
+
 @dataclass(frozen=True)
 class OpsConfig:
     """What the operations do; built from a trainer's flat config keys."""
@@ -268,7 +272,7 @@ class TrainOps:
         if due or stop:
             self.save(model, processor)
         if stop:
-            raise ValueError(
+            raise NoUpdateStop(
                 f"{self.config.trainer}: {stop}; stopped (stop_on_no_update), checkpoint {self._where()}"
             )
 

@@ -192,6 +192,26 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     ckpt = out / "checkpoints" / "step-1"
     assert json.loads((ckpt / "harness_state.json").read_text())["next_step"] == 1
     assert len(_log(out)) == 1 and (ckpt / "config.json").is_file()
+    assert json.loads((out / "harness_train.json").read_text())["finished"] is False
+    assert (
+        main(
+            [
+                "eval",
+                "--tasks",
+                "vstar",
+                "--model",
+                f"hf:{out}",
+                "--limit",
+                "1",
+                "--limits",
+                SMALL_LIMITS,
+                "--output_path",
+                str(tmp_path / "ev-out"),
+                "--no_progress",
+            ]
+        )
+        == 0
+    )  # loads: the completed steps
     # the checkpoint folder is itself a model folder harness eval loads
     argv = ["eval", "--tasks", "vstar", "--model", f"hf:{ckpt}", "--limit", "1", "--limits", SMALL_LIMITS]
     assert main([*argv, "--output_path", str(tmp_path / "ev"), "--no_progress"]) == 0
