@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -141,6 +140,7 @@ def submitter(policy: Policy, max_batch: int) -> tuple[Callable[[Request], Futur
 @dataclass
 class _Slot:
     job: Job
+    index: int  # position in the input: episodes start in this order
     episode: Episode | None = None
     turn: int = 0
 
@@ -155,7 +155,8 @@ def run_jobs(
 
     Every episode advances on its own: its next request is submitted as soon as its reply has
     arrived and its tool has run, never waiting for other episodes. At most ``batch_size``
-    episodes are in flight; a finished one is replaced at once. Media preparation (open, decode,
+    episodes are in flight; a finished one is replaced at once, episodes starting in input order
+    (with ``batch_size=1`` they run one after another, in order). Media preparation (open, decode,
     resize, prompt) and each turn's tool run happen on a pool of ``workers`` threads, and the next
     samples' media are prepared ahead (at most ``batch_size + workers`` episodes hold media at
     any time, so memory is flat in the number of samples).
@@ -176,8 +177,8 @@ def run_jobs(
         else first
     )
     ahead = config.batch_size + workers  # episodes holding media, at most
-    preparing = active = 0
-    ready: deque[_Slot] = deque()
+    preparing = active = taken = admitted = 0
+    ready: dict[int, _Slot | None] = {}  # prepared, by input position (None: failed, yielded)
     exhausted = False
 
     def notify(kind: str, slot: _Slot) -> Callable[[Future[Any]], None]:
@@ -208,14 +209,18 @@ def run_jobs(
                 except StopIteration:
                     exhausted = True
                     break
-                slot = _Slot(job)
+                slot = _Slot(job, taken)
+                taken += 1
                 preparing += 1
                 pool.submit(make_episode, job.spec, job.sample, tools, config).add_done_callback(
                     notify(_PREPARED, slot)
                 )
-            while ready and active < config.batch_size:
-                active += 1
-                send(ready.popleft())
+            while admitted in ready and (ready[admitted] is None or active < config.batch_size):
+                next_slot = ready.pop(admitted)
+                admitted += 1
+                if next_slot is not None:
+                    active += 1
+                    send(next_slot)
             if exhausted and preparing == 0 and active == 0 and not ready:
                 return
             kind, slot, future = events.get()
@@ -223,12 +228,13 @@ def run_jobs(
                 preparing -= 1
                 exc = future.exception()
                 if exc is not None:
+                    ready[slot.index] = None
                     reason = preparation_error(exc)
                     traj = error_trajectory(slot.job.spec, slot.job.sample, config.mode, reason)
                     yield finished(slot, traj, [])
                     continue
                 slot.episode = future.result()
-                ready.append(slot)
+                ready[slot.index] = slot
             elif kind == _REPLIED:
                 reply = future.result()  # a policy exception propagates from here
                 assert slot.episode is not None

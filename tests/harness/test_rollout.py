@@ -145,6 +145,21 @@ def test_samples_are_prepared_ahead_but_bounded(
     assert len(list(stream)) == 29
 
 
+def test_episodes_start_in_input_order_whatever_the_preparation_order(
+    harness_instance: Harness, make_samples: Callable[..., list[Sample]]
+) -> None:
+    samples = make_samples("vstar", 8)
+    config = RolloutConfig(batch_size=1, workers=4)  # several samples prepared at once, in any order
+    for _ in range(3):
+        got = [
+            r.sample.id
+            for r in rollout(
+                _items(harness_instance, samples), SlowLong(set()), harness_instance.tools, config
+            )
+        ]
+        assert got == [s.id for s in samples]
+
+
 def test_policy_exception_propagates_after_finished_records(
     harness_instance: Harness, make_samples: Callable[..., list[Sample]]
 ) -> None:
