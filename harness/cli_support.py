@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import re
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
+
+from .suggest import suggestion
 
 #: ``--gen_kwargs`` keys and the flag or ``--episode_limits`` key each one sets.
 GEN_KWARGS = {
@@ -46,12 +47,6 @@ class DefaultsFormatter(argparse.HelpFormatter):
         ):
             return text
         return f"{text} (default: {default})"
-
-
-def suggestion(word: str, candidates: list[str]) -> str:
-    """`` (did you mean X?)`` for the closest candidate, or ``""``."""
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class HarnessParser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
+from .suggest import suggestion
 
 if TYPE_CHECKING:
     from .backends import BackendFactory
@@ -147,7 +148,8 @@ class Harness:
             return self.scoring_modes[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown scoring mode {name!r}; valid modes: {', '.join(sorted(self.scoring_modes))}"
+                f"unknown scoring mode {name!r}{suggestion(name, self.scoring_modes)}; "
+                f"valid modes: {', '.join(sorted(self.scoring_modes))}"
             ) from None
 
     @cached_property
@@ -160,14 +162,17 @@ class Harness:
             return self.trainers[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown trainer {name!r}; valid trainers: {', '.join(self.trainers) or 'none'}"
+                f"unknown trainer {name!r}{suggestion(name, self.trainers)}; "
+                f"valid trainers: {', '.join(self.trainers) or 'none'}"
             ) from None
 
     def task(self, name: str) -> TaskSpec:
         try:
             return self.tasks[name]
         except KeyError:
-            raise UnknownNameError(f"unknown task {name!r}; valid tasks: {', '.join(self.tasks)}") from None
+            raise UnknownNameError(
+                f"unknown task {name!r}{suggestion(name, self.tasks)}; valid tasks: {', '.join(self.tasks)}"
+            ) from None
 
     def resolve_tasks(self, spec: str) -> list[TaskSpec]:
         """``"all"`` or a comma-separated list of names (order kept, duplicates dropped)."""
@@ -183,7 +188,8 @@ class Harness:
             return self.backends[prefix]
         except KeyError:
             raise UnknownNameError(
-                f"unknown model backend {prefix!r}; valid backends: {', '.join(sorted(self.backends))}"
+                f"unknown model backend {prefix!r}{suggestion(prefix, self.backends)}; "
+                f"valid backends: {', '.join(sorted(self.backends))}"
             ) from None
 
     def on_trajectory(self, trajectory: Trajectory, score: SampleScore) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from .. import hookimpl
 from ..policy import Policy, Reply, Request, completed
 from ..records import Sample
+from ..suggest import suggestion
 from ..task import TaskSpec
 from . import BackendContext, BackendFactory
 
@@ -212,7 +213,8 @@ def _make(rest: str, ctx: BackendContext) -> Policy:
         policy = ReplayPolicy(Path(arg))
     else:
         raise ValueError(
-            f"unknown scripted policy {kind!r}; valid: scripted:oracle, scripted:random, scripted:replay:FILE"
+            f"unknown scripted policy {kind!r}{suggestion(kind, ('oracle', 'random', 'replay'))}; "
+            "valid: scripted:oracle, scripted:random, scripted:replay:FILE"
         )
     delay = float(ctx.model_args.get("delay", 0.0))
     return Delayed(policy, delay) if delay > 0 else policy

@@ -179,6 +179,24 @@ def test_mistakes_show_the_subcommands_usage_and_a_suggestion(
     assert hint in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (("--tasks", "vstr", "--model", "scripted:oracle"), "unknown task 'vstr' (did you mean vstar?)"),
+        (("--tasks", "vstar", "--model", "scriptd:oracle"), "(did you mean scripted?)"),
+        (("--tasks", "vstar", "--model", "scripted:oracel"), "(did you mean oracle?)"),
+        (
+            ("--tasks", "vstar", "--model", "scripted:oracle", "--scoring", "pixel_reasonr"),
+            "did you mean pixel_reasoner?",
+        ),
+    ],
+)
+def test_mistyped_names_get_a_suggestion(argv: tuple[str, ...], hint: str, tmp_path: Path) -> None:
+    proc = run("eval", *argv, "--limit", "1", "--output_path", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and hint in proc.stderr, proc.stderr
+
+
 def test_help_shows_defaults() -> None:
     text = " ".join(run("eval", "--help").stdout.split())
     for shown in ("(default: 8)", "(default: 0)", "(default: vcot)", "50 for synthetic data"):
