@@ -26,6 +26,7 @@ class Sampling:
 
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0  # 0: off (every token); the released GRPO sampled with 40
     max_new_tokens: int = 2048
     stop: tuple[str, ...] = DEFAULT_STOP
     seed: int = 0

@@ -205,6 +205,7 @@ def parse_completion(body: Any, max_request_pixels: int = DEFAULT_MAX_REQUEST_PI
     sampling = Sampling(
         temperature=1.0 if parsed.temperature is None else parsed.temperature,
         top_p=1.0 if parsed.top_p is None else parsed.top_p,
+        top_k=max(parsed.top_k or 0, 0),
         max_new_tokens=parsed.max_completion_tokens or parsed.max_tokens or DEFAULT_MAX_TOKENS,
         stop=tuple(s for s in stops if s != TOOL_END) or DEFAULT_STOP,
         seed=parsed.seed or 0,

@@ -200,7 +200,7 @@ class HFPolicy:
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
             s = r.sampling
-            groups.setdefault((s.temperature, s.top_p, s.max_new_tokens, s.stop), []).append(i)
+            groups.setdefault((s.temperature, s.top_p, s.top_k, s.max_new_tokens, s.stop), []).append(i)
         for (temperature, *_), idx in groups.items():
             size = 1 if (temperature > 0 and self.options.seeded_sampling) else self.batch_size
             for k in range(0, len(idx), size):
@@ -301,7 +301,7 @@ class HFPolicy:
                     "do_sample": True,
                     "temperature": sampling.temperature,
                     "top_p": sampling.top_p,
-                    "top_k": 0,
+                    "top_k": sampling.top_k,  # 0: transformers applies no top-k filter
                 }
             with torch.inference_mode():
                 output = self.model.generate(

@@ -102,6 +102,8 @@ def request_body(request: Request, options: OpenAIOptions, cache: DataUrlCache) 
         "stop": list(dict.fromkeys((*sampling.stop, *keep))),
         "seed": sampling.seed,
     }
+    if sampling.top_k > 0:  # not an OpenAI parameter: sent in the body, where vLLM's server (and
+        body["extra_body"] = {"top_k": sampling.top_k}  # harness serve) read it
     return body
 
 
@@ -206,7 +208,9 @@ class OpenAIPolicy:
             ) from None
         status = getattr(exc, "status_code", None)
         where = f"HTTP {status}" if status else type(exc).__name__
-        return Reply(f"openai backend: {where}: {_message(exc)}", "error", seconds=time.perf_counter() - start)
+        return Reply(
+            f"openai backend: {where}: {_message(exc)}", "error", seconds=time.perf_counter() - start
+        )
 
     def _to_reply(self, request: Request, response: Any, start: float) -> Reply:
         if not response.choices:

@@ -122,6 +122,7 @@ def sampling_kwargs(
     return {
         "temperature": sampling.temperature,
         "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
+        "top_k": sampling.top_k if sampling.temperature > 0 and sampling.top_k > 0 else 0,  # 0: off
         "max_tokens": sampling.max_new_tokens,
         "stop": stops,
         "stop_token_ids": list(stop_token_ids),

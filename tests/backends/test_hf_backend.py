@@ -308,3 +308,20 @@ def test_bfloat16_weights_take_float_pixels(
         requests_for("vstar", 1, max_new_tokens=4) + requests_for("mvbench", 1, max_new_tokens=4)
     )
     assert all(r.finish_reason in ("stop", "length") and 1 <= r.completion_tokens <= 4 for r in replies)
+
+
+def test_top_k_is_applied_when_sampling(hf_policy: Any, requests_for: Callable[..., list[Request]]) -> None:
+    """top_k=1 sampling can only pick the argmax: the greedy reply; without top-k the same seeds
+    sample something else from the random model."""
+    (request,) = requests_for("vstar", 1, max_new_tokens=12)
+    (greedy,) = hf_policy.generate([request])
+    sampled = [
+        dataclasses.replace(
+            request, sampling=dataclasses.replace(request.sampling, temperature=1.0, seed=s, top_k=k)
+        )
+        for k in (1, 0)
+        for s in (1, 2)
+    ]
+    top1_a, top1_b, free_a, free_b = hf_policy.generate(sampled)
+    assert top1_a.text == top1_b.text == greedy.text
+    assert greedy.text not in (free_a.text, free_b.text)

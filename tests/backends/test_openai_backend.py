@@ -148,6 +148,8 @@ def test_request_body() -> None:
     assert "max_completion_tokens" in jpeg and jpeg["messages"][1]["content"][0]["image_url"][
         "url"
     ].startswith("data:image/jpeg")
+    assert "extra_body" not in body  # top_k off: nothing beyond the OpenAI parameters
+    assert request_body(request(top_k=40), OpenAIOptions(), DataUrlCache())["extra_body"] == {"top_k": 40}
 
 
 @pytest.mark.parametrize(

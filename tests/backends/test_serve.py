@@ -79,6 +79,10 @@ def test_parse_and_respond() -> None:
         "</tool_call>",
         "stop",
     )
+    # top_k (vLLM's extra parameter, which the openai backend sends) reaches the policy; -1 is off
+    assert parse_completion({**body, "top_k": 40}).request.sampling.top_k == 40
+    assert parse_completion({**body, "top_k": -1}).request.sampling.top_k == 0
+    assert completion.request.sampling.top_k == 0
     # without that stop requested the whole reply comes back
     plain = parse_completion({**body, "stop": ["<|im_end|>"]})
     choice = completion_response(late, plain, "m")["choices"][0]

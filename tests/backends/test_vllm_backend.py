@@ -87,8 +87,15 @@ def test_engine_kwargs() -> None:
                 "max_tokens": 64,
                 "seed": 1,
                 "stop": ["<|im_end|>", "<|endoftext|>"],
+                "top_k": 0,  # vLLM's "off"
             },
         ),
+        (
+            Sampling(temperature=1.0, top_p=0.95, top_k=40, max_new_tokens=64, seed=1),
+            VLLMOptions(),  # the released GRPO sampling
+            {"temperature": 1.0, "top_p": 0.95, "top_k": 40},
+        ),
+        (Sampling(top_k=40), VLLMOptions(), {"temperature": 0.0, "top_k": 0}),  # greedy: no top-k
     ],
 )
 def test_sampling_kwargs(sampling: Sampling, options: VLLMOptions, expected: dict[str, Any]) -> None:
