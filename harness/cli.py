@@ -78,11 +78,11 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "earlier crop_image (pixel-coordinate wording)",
     )
     p.add_argument("--batch_size", type=int, default=8, help="episodes in flight at once")
-    from .media_pool import WorkersAction, default_workers
+    from .media_pool import default_workers, workers_arg
 
     p.add_argument(
         "--workers",
-        action=WorkersAction,
+        type=workers_arg,
         default=None,
         metavar="N",
         help=f"threads opening/resizing media, running tools, encoding images (default: CPUs, "
@@ -159,6 +159,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         protocol=args.protocol,
         batch_size=args.batch_size,
+        workers=args.workers,
         output_path=args.output_path,
         log_crops=args.log_crops,
         resume=args.resume,

@@ -67,6 +67,7 @@ class EvalConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 8
+    workers: int | None = None  # media/tool threads (None: the CPU count); results never depend on it
     scoring: str = "official"
     protocol: str = "crop_image_normalized"  # crop tool schema (harness.tools.PROTOCOLS)
     output_path: str | None = None
@@ -184,6 +185,7 @@ def _evaluate(
         limits=config.limits,
         sampling=Sampling(temperature=config.temperature, top_p=config.top_p, seed=config.seed),
         batch_size=config.batch_size,
+        workers=config.workers,
         seed=config.seed,
         crop_dir=(out / CROPS) if (out is not None and config.log_crops) else None,
         scoring=scoring,

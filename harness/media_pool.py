@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-_default: int | None = None
 
 
 def cpu_count() -> int:
@@ -25,16 +21,19 @@ def cpu_count() -> int:
 
 
 def default_workers() -> int:
-    """``--workers`` when given in this process, else the CPU count (at least 2, at most 32)."""
-    return _default if _default is not None else min(32, max(2, cpu_count()))
+    """The default of ``--workers``: the CPU count (at least 2, at most 32)."""
+    return min(32, max(2, cpu_count()))
 
 
-def set_default_workers(n: int | None) -> None:
-    """Set the process-wide default of ``--workers`` (``None``: back to the CPU count)."""
-    global _default
-    if n is not None and n < 1:
-        raise ValueError(f"--workers must be >= 1, got {n}")
-    _default = n
+def workers_arg(text: str) -> int:
+    """``--workers N``: an integer >= 1 (argparse ``type``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return n
 
 
 def worker_pool(workers: int | None = None, name: str = "harness-media") -> ThreadPoolExecutor:
@@ -43,21 +42,3 @@ def worker_pool(workers: int | None = None, name: str = "harness-media") -> Thre
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
     return ThreadPoolExecutor(max_workers=n, thread_name_prefix=name)
-
-
-class WorkersAction(argparse.Action):
-    """``--workers N``: validated, and made this process's default (:func:`set_default_workers`)."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        try:
-            n = int(str(values))
-            set_default_workers(n)
-        except ValueError:
-            parser.error(f"--workers must be an integer >= 1, got {values!r}")
-        setattr(namespace, self.dest, n)

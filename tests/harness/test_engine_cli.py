@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from harness import media_pool
 from harness.cli import main
 
 TIMING = ("seconds",)
@@ -26,12 +25,6 @@ def _samples(out: Path) -> list[str]:
     """samples.jsonl lines without timing fields, in a fixed order (files list in finish order)."""
     lines = (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()
     return sorted(json.dumps(_strip_timing(json.loads(x)), sort_keys=True) for x in lines)
-
-
-@pytest.fixture(autouse=True)
-def _reset_workers() -> Any:
-    yield
-    media_pool.set_default_workers(None)
 
 
 def test_random_run_is_identical_with_batch_1_and_16_and_any_workers(tmp_path: Path) -> None:
@@ -71,4 +64,24 @@ def test_oracle_scores_one_on_every_task(tmp_path: Path) -> None:
 def test_workers_flag_is_validated(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["eval", "--tasks=vstar", "--model=scripted:oracle", "--workers=0"])
-    assert "--workers must be an integer >= 1" in capsys.readouterr().err
+    assert "--workers: must be an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "expected"), [((), None), (("--workers=3",), 3)])
+def test_workers_flag_reaches_the_worker_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: tuple[str, ...], expected: int | None
+) -> None:
+    import harness.rollout as rollout_module
+    from harness.media_pool import default_workers, worker_pool
+
+    sizes: list[int | None] = []
+
+    def recording_pool(workers: int | None = None, name: str = "harness-media") -> Any:
+        sizes.append(workers)
+        return worker_pool(workers, name)
+
+    monkeypatch.setattr(rollout_module, "worker_pool", recording_pool)
+    out = tmp_path / "run"
+    main(["eval", "--tasks=vstar", "--model=scripted:oracle", "--limit=2", f"--output_path={out}", *flag])
+    assert sizes == [expected if expected is not None else default_workers()]
+    assert json.loads((out / "run_config.json").read_text())["workers"] == expected
