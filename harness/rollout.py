@@ -203,24 +203,28 @@ def run_jobs(
 
     try:
         while True:
-            while not exhausted and preparing + len(ready) + active < ahead:
-                try:
-                    job = next(queue_)
-                except StopIteration:
-                    exhausted = True
-                    break
-                slot = _Slot(job, taken)
-                taken += 1
-                preparing += 1
-                pool.submit(make_episode, job.spec, job.sample, tools, config).add_done_callback(
-                    notify(_PREPARED, slot)
-                )
-            while admitted in ready and (ready[admitted] is None or active < config.batch_size):
-                next_slot = ready.pop(admitted)
-                admitted += 1
-                if next_slot is not None:
-                    active += 1
-                    send(next_slot)
+            admitting = True
+            while admitting:  # admitting frees room to prepare more: fill again until nothing moves
+                while not exhausted and preparing + len(ready) + active < ahead:
+                    try:
+                        job = next(queue_)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    slot = _Slot(job, taken)
+                    taken += 1
+                    preparing += 1
+                    pool.submit(make_episode, job.spec, job.sample, tools, config).add_done_callback(
+                        notify(_PREPARED, slot)
+                    )
+                admitting = False
+                while admitted in ready and (ready[admitted] is None or active < config.batch_size):
+                    next_slot = ready.pop(admitted)
+                    admitted += 1
+                    admitting = True
+                    if next_slot is not None:
+                        active += 1
+                        send(next_slot)
             if exhausted and preparing == 0 and active == 0 and not ready:
                 return
             kind, slot, future = events.get()

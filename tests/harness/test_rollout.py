@@ -4,6 +4,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -304,3 +305,51 @@ def test_backend_error_reply_ends_only_that_episode(
     assert recs[samples[0].id].trajectory.end_reason == "error"
     assert recs[samples[0].id].score.score == 0.0
     assert recs[samples[1].id].score.score == 1.0
+
+
+def test_preparation_failures_finishing_out_of_order_never_stall_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: failures admitted in one pass freed room to prepare more, but the engine then
+    waited for an event with nothing in flight (a hang). Here every sample fails to prepare and
+    sample 5 fails last, after 6, 7 and 8 (batch 2, 2 workers: room for 4 ahead)."""
+    import harness.rollout as rollout_module
+    from harness.backends.scripted import OraclePolicy
+    from harness.data import MediaError
+    from harness.plugins import make_plugin_manager
+
+    others_done = threading.Event()
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def failing(spec: Any, sample: Sample, tools: Any, config: Any) -> Any:
+        if sample.id == "5":
+            assert others_done.wait(10)
+        with lock:
+            failed.append(sample.id)
+            if {"6", "7", "8"} <= set(failed):
+                others_done.set()
+        raise MediaError(f"{sample.key}: media[0]: broken")
+
+    monkeypatch.setattr(rollout_module, "make_episode", failing)
+    spec = Harness(make_plugin_manager(autoload=False)).task("vstar")
+    jobs = [
+        Job(
+            spec,
+            Sample(task="vstar", id=str(i), question="Q", answer="A", media=("x.png",), options=("a", "b")),
+            i,
+        )
+        for i in range(9)
+    ]
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(
+            run_jobs(jobs, OraclePolicy(), (), RolloutConfig(batch_size=2, workers=2))
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "run_jobs stalled"
+    assert sorted(f.record.sample.id for f in results) == [str(i) for i in range(9)]
+    assert all(f.record.trajectory.end_reason == "error" for f in results)
