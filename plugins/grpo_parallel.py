@@ -1,7 +1,7 @@
 """Data-parallel pieces of ``curiosity_grpo`` on accelerate (no process-group code of our own).
 
-Under ``accelerate launch`` with N processes (DDP; FSDP / DeepSpeed through the shipped
-configs), every process holds the same ordered prompt list and the same config, so the rest is
+Under ``accelerate launch`` with N processes (the ``multi_gpu`` config, or N CPU processes),
+every process holds the same ordered prompt list and the same config, so the rest is
 deterministic bookkeeping:
 
 * **Rollouts split by group**: process r collects the prompts ``batch[r::N]`` of a step, all
@@ -12,12 +12,16 @@ deterministic bookkeeping:
   prompt). Every process then takes the same decisions (rewards, group drops, refill, shuffle,
   updates); a rollout whose conversation lives on another process is ``local=False`` and only
   its owner computes its loss.
-* **The loss** of each process is its own rollouts' share of the single-process loss times N,
-  because DDP averages gradients over the N processes: the sum is the single-process gradient
-  of the same global batch. Gradients are all-reduced once per update (``accelerator.no_sync``
-  for every backward but the last; a process without rollouts in an update joins with a zero
-  loss), and the metrics (loss, clipped tokens, largest ratio deviation, token counts) are
-  reduced across processes.
+* **The loss**: each process backpropagates its own rollouts' share of the single-process loss;
+  the gradients are then summed over processes with one flat ``accelerator.reduce`` per update
+  (:func:`sum_gradients`; a process without rollouts in an update sends zeros), so every process
+  holds the single-process gradient of the same global batch and takes the same optimiser step.
+  The model is not wrapped in DDP: processes run different numbers of forwards (their own
+  rollouts), and DDP's collectives inside forward and backward (bucket rebuilds, buffer
+  broadcasts, the reducer) require the same sequence on every process. So FSDP / DeepSpeed
+  (sharded weights) are refused in one line; every process holds the full weights.
+* Metrics (loss, clipped tokens, largest ratio deviation, token counts) are reduced across
+  processes.
 """
 
 from __future__ import annotations
@@ -106,13 +110,19 @@ def reduce_max(accelerator: Any, value: float) -> float:
     return float(accelerator.gather(t).max())
 
 
-def zero_backward(model: Any, params: Sequence[Any], accelerator: Any) -> None:
-    """Join the update's gradient all-reduce with a zero loss (a process without rollouts)."""
+def sum_gradients(params: Sequence[Any], accelerator: Any) -> None:
+    """Replace each parameter's gradient by its sum over processes: one flat all-reduce through
+    ``accelerator.reduce``, the same parameters in the same order on every process (a process
+    without rollouts in this update contributes zeros)."""
     import torch
 
-    del model
-    loss = torch.stack([p.sum() for p in params]).sum() * 0.0
-    accelerator.backward(loss)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="sum")
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
 
 
 def unwrap(model: Any, accelerator: Any) -> Any:

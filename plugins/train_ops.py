@@ -146,6 +146,10 @@ class Checkpoints:
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()  # every process's RNG file is in before the rename
         if accelerator.is_main_process:
+            if not accelerator._models:  # one process: the model was not prepared, save it here
+                from safetensors.torch import save_model
+
+                save_model(model, str(tmp / "model.safetensors"))
             accelerator.unwrap_model(model).config.save_pretrained(str(tmp))
             generation = getattr(accelerator.unwrap_model(model), "generation_config", None)
             if generation is not None:
@@ -167,9 +171,13 @@ class Checkpoints:
             shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod
-    def load(accelerator: Any, path: Path) -> tuple[int, list[str]]:
+    def load(accelerator: Any, model: Any, path: Path) -> tuple[int, list[str]]:
         """Restore model, optimiser, scheduler and RNG from ``path``; the next step and the log."""
         accelerator.load_state(str(path))
+        if not accelerator._models:
+            from safetensors.torch import load_model
+
+            load_model(model, str(path / "model.safetensors"))
         state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
         log = (path / "train_log.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
         return int(state["next_step"]), log
@@ -212,7 +220,7 @@ class TrainOps:
         """Resume (when asked) or start fresh; start the trackers and the bar; the first step."""
         if self.config.resume:
             latest = require_checkpoint(self.config)
-            self.step, self.log = Checkpoints.load(self.accelerator, latest)
+            self.step, self.log = Checkpoints.load(self.accelerator, model, latest)
             self.saved_step = self.step
             print(f"{self.config.trainer}: resuming from {latest} at step {self.step}", file=sys.stderr)
         if self.main:

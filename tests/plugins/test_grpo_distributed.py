@@ -47,6 +47,7 @@ def test_two_process_grpo_equals_one_process(tmp_path: Path, tiny_model: Path) -
             "progress=false",
             "device=cpu",
             "loss_agg=token_mean",
+            "update_batch_size=2",  # 2 updates per collection: uneven splits, collection-time log-probs
         ]
         return [
             "-m",
