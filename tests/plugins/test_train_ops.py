@@ -10,6 +10,7 @@ the runs that must update use ``correctness=binary`` with a scoring mode from a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -165,6 +166,13 @@ def test_resume_without_checkpoint_and_unknown_tracker_are_one_line_errors(
         err
         == "harness train: error: curiosity_grpo: report_to: 'mlflow' is not one of tensorboard, wandb, none"
     )
+    if importlib.util.find_spec("wandb") is None:  # asked for but not installed: one line, nothing loaded
+        assert main([*base, "--set", "report_to=tensorboard,wandb"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            err
+            == "harness train: error: curiosity_grpo: report_to: wandb is not installed (pip install wandb)"
+        )
 
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
