@@ -151,6 +151,9 @@ def _data_urls(messages: Any) -> Iterator[tuple[str, str]]:
                 yield what, data
 
 
+PIL_DEFAULT_MAX_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS as PIL ships it
+
+
 def check_pixels(messages: Any, budget: int) -> int:
     """Sum the pixels of every image and frame from its header, before anything is decoded.
 
@@ -173,8 +176,10 @@ def check_pixels(messages: Any, budget: int) -> int:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HTTPError(400, f"{what}: not a readable image ({message})", param=what) from None
         pixels = width * height
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit is not None and pixels > limit:
+        # PIL's global limit, but never above its default: code sharing this process (open_media
+        # for large benchmark images) may have raised the global, which must not loosen the server.
+        limit = min(Image.MAX_IMAGE_PIXELS or PIL_DEFAULT_MAX_PIXELS, PIL_DEFAULT_MAX_PIXELS)
+        if pixels > limit:
             raise HTTPError(
                 413, f"{what}: a {width}x{height} image exceeds PIL's limit of {limit} pixels", param=what
             )

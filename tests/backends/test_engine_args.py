@@ -58,13 +58,35 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             calls["engine"] = kwargs
             calls["args"] = EngineArgs(**kwargs)  # an unknown keyword would fail here, as in vLLM
 
+    @dataclass
+    class AsyncEngineArgs(EngineArgs):
+        """vLLM's ``AsyncEngineArgs`` extends ``EngineArgs`` the same way."""
+
+    class AsyncLLM:
+        @classmethod
+        def from_engine_args(cls, args: AsyncEngineArgs) -> AsyncLLM:
+            calls["engine"] = dataclasses.asdict(args)
+            calls["args"] = args
+            return cls()
+
     vllm = types.ModuleType("vllm")
     vllm.LLM = LLM  # type: ignore[attr-defined]
     vllm.SamplingParams = lambda **kw: kw  # type: ignore[attr-defined]
     engine = types.ModuleType("vllm.engine")
     arg_utils = types.ModuleType("vllm.engine.arg_utils")
     arg_utils.EngineArgs = EngineArgs  # type: ignore[attr-defined]
-    for name, module in (("vllm", vllm), ("vllm.engine", engine), ("vllm.engine.arg_utils", arg_utils)):
+    arg_utils.AsyncEngineArgs = AsyncEngineArgs  # type: ignore[attr-defined]
+    async_llm = types.ModuleType("vllm.v1.engine.async_llm")
+    async_llm.AsyncLLM = AsyncLLM  # type: ignore[attr-defined]
+    modules = {
+        "vllm": vllm,
+        "vllm.engine": engine,
+        "vllm.engine.arg_utils": arg_utils,
+        "vllm.v1": types.ModuleType("vllm.v1"),
+        "vllm.v1.engine": types.ModuleType("vllm.v1.engine"),
+        "vllm.v1.engine.async_llm": async_llm,
+    }
+    for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     return calls
 
@@ -148,12 +170,15 @@ def test_vllm_engine_args_use_the_installed_class(fake_vllm: dict[str, Any]) -> 
 
 
 @needs_hf
-def test_make_vllm_passes_engine_arguments_to_the_engine(fake_vllm: dict[str, Any], tiny_model: Path) -> None:
+@pytest.mark.parametrize("engine_kind", ["async", "offline"])  # AsyncLLM (default) or vllm.LLM
+def test_make_vllm_passes_engine_arguments_to_the_engine(
+    fake_vllm: dict[str, Any], tiny_model: Path, engine_kind: str
+) -> None:
     from harness.backends.vllm_engine import make_vllm
 
     args = parse_model_args(
         "tensor_parallel_size=2,data_parallel_size=2,distributed_executor_backend=external_launcher,"
-        "enable_prefix_caching=true,max_num_seqs=64,gpu_memory_utilization=0.5,kv_cache_dtype=fp8"
+        f"enable_prefix_caching=true,max_num_seqs=64,gpu_memory_utilization=0.5,kv_cache_dtype=fp8,engine={engine_kind}"
     )
     make_vllm(str(tiny_model), BackendContext(model_args=args, seed=7))
     engine = fake_vllm["engine"]

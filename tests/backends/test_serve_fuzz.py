@@ -430,3 +430,17 @@ def test_make_server_runs_in_a_thread_and_shuts_down() -> None:
         server.server_close()
     thread.join(10)
     assert not thread.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_raised_pil_limit_in_the_process_does_not_loosen_the_server(
+    bomb: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_media raises PIL's global limit for large benchmark images; a server in the same
+    process still refuses a 13000x13000 bomb at PIL's default limit."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000_000)
+    with pytest.raises(HTTPError, match="13000x13000 image exceeds PIL's limit of 89478485") as info:
+        check_pixels(validate_body(image_body(bomb)).messages, budget=10**12)
+    assert info.value.status == 413

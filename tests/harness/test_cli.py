@@ -101,7 +101,7 @@ def test_random_is_repeatable_and_near_chance(tmp_path: Path) -> None:
     [
         (
             ("--tasks", "vstr", "--model", "scripted:oracle"),
-            "unknown task 'vstr'; valid tasks: infovqa, mvbench, tallyqa, vstar",
+            "unknown task 'vstr' (did you mean vstar?); valid tasks: infovqa, mvbench, tallyqa, vstar",
         ),
         (("--tasks", "vstar", "--model", "gpt:x"), "unknown model backend 'gpt'; valid backends:"),
         (
