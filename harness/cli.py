@@ -243,7 +243,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 class _TrainHelp(argparse.Action):
     """``-h``: the usual help, then (when ``--plugin`` came first) the trainer's config keys."""
 
-    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+    def __init__(
+        self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None
+    ) -> None:
         super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0, help=help)
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: Any) -> None:
