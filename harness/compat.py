@@ -146,16 +146,20 @@ def pixel_reasoner_result(solution: str, gold: str | Sequence[str]) -> float:
     return res
 
 
+def pixel_reasoner_gold(sample: Sample) -> str | list[str]:
+    """The gold the released rule compares with: a Pixel-Reasoner row's own ``answer`` (string or
+    list) when the sample came from one, else the sample's golds."""
+    raw = sample.metadata.get("pr_answer")
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (list, tuple)):
+        return [str(g) for g in raw]
+    return list(sample.answers) if sample.answers else sample.answer
+
+
 def pixel_reasoner(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
     """Score as the released Pixel-Reasoner evaluation did (see the module docstring)."""
-    raw = sample.metadata.get("pr_answer")
-    gold: str | list[str]
-    if isinstance(raw, str):
-        gold = raw
-    elif isinstance(raw, (list, tuple)):
-        gold = [str(g) for g in raw]
-    else:
-        gold = list(sample.answers) if sample.answers else sample.answer
+    gold = pixel_reasoner_gold(sample)
     text = released_transcript(trajectory)
     if not text:
         return Scored(score=0.0, extracted=None)

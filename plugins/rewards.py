@@ -198,18 +198,10 @@ def released_correctness(sample: Sample, trajectory: Trajectory) -> float:
     """The released ``rule_reward`` result on the decoded transcript: 1.0, 0.0, or -1.0 when the
     prediction does not parse (:func:`harness.compat.pixel_reasoner_result`; the gold is a
     Pixel-Reasoner row's own ``answer`` when there is one, else the sample's golds)."""
-    from harness.compat import pixel_reasoner_result, released_transcript
+    from harness.compat import pixel_reasoner_gold, pixel_reasoner_result, released_transcript
 
-    raw = sample.metadata.get("pr_answer")
-    gold: str | list[str]
-    if isinstance(raw, str):
-        gold = raw
-    elif isinstance(raw, (list, tuple)):
-        gold = [str(g) for g in raw]
-    else:
-        gold = list(sample.answers) if sample.answers else sample.answer
     text = released_transcript(trajectory)
-    return pixel_reasoner_result(text, gold) if text else -1.0
+    return pixel_reasoner_result(text, pixel_reasoner_gold(sample)) if text else -1.0
 
 
 def outcome_of(
