@@ -212,13 +212,6 @@ class Rollout:
     local: bool = True  # False: collected on another process (data parallel), no conversation here
 
 
-def supports_top_k() -> bool:
-    """Whether the harness's Sampling carries ``top_k`` (the backends apply it then)."""
-    from harness.policy import Sampling
-
-    return any(f.name == "top_k" for f in dataclasses.fields(Sampling))
-
-
 class Recorder:
     """A policy and the rollouts' per-turn sampling (temperature of the first and of later turns,
     top_p, top_k). The rollout engine applies the sampling (``RolloutConfig.sampling`` /
@@ -239,8 +232,8 @@ class Recorder:
 
     def _turn(self, sampling: Sampling, temperature: float) -> Sampling:
         top_p = self.top_p if self.top_p is not None else sampling.top_p
-        extra: dict[str, Any] = {"top_k": self.top_k} if self.top_k is not None and supports_top_k() else {}
-        return dataclasses.replace(sampling, temperature=temperature, top_p=top_p, **extra)
+        top_k = self.top_k if self.top_k is not None else sampling.top_k
+        return dataclasses.replace(sampling, temperature=temperature, top_p=top_p, top_k=top_k)
 
     def rollout_config(self, config: RolloutConfig) -> RolloutConfig:
         """``config`` with this sampling: ``first`` for turn 0, ``later`` after (when both set)."""
@@ -694,7 +687,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
                     accelerator if world > 1 else None,
                 )
                 entry["generation"] = f"vllm:{config.vllm_mode}" if config.use_vllm else "hf"
-                entry["top_k"] = config.top_k if supports_top_k() else "unsupported by harness Sampling"
+                entry["top_k"] = config.top_k
                 if plan.due(step + 1, config.max_steps):
                     model.eval()
                     engine.sync(accelerator.unwrap_model(model))  # the engine evaluates these weights

@@ -318,3 +318,20 @@ def test_released_preset_and_show_config(capsys: pytest.CaptureFixture[str]) -> 
     assert main([*argv, "--set", "update_batch_size=-1", "--show-config"]) == 0  # listing does not validate
     assert main(["train", "--plugin", "curiosity_grpo", "--set", "group_filter=median"]) == 2
     assert "'median' is not one of" in capsys.readouterr().err
+
+
+def test_released_top_k_reaches_every_turns_sampling() -> None:
+    """The released GRPO sampled with top-k 40: the rollouts' Sampling carries it on both turns."""
+    from harness.policy import Sampling
+    from harness_plugins.curiosity_grpo import Recorder
+
+    class Stub:
+        name = "stub"
+
+    rec = Recorder(Stub(), first=1.0, later=0.9, top_p=0.95, top_k=40)  # type: ignore[arg-type]
+    assert [
+        (s.temperature, s.top_p, s.top_k) for s in (rec._turn(Sampling(), 1.0), rec._turn(Sampling(), 0.9))
+    ] == [
+        (1.0, 0.95, 40),
+        (0.9, 0.95, 40),
+    ]
