@@ -10,9 +10,9 @@ import pluggy
 
 hookimpl = pluggy.HookimplMarker("harness")
 
-from .limits import Limits  # noqa: E402
-from .policy import Policy, Reply, Request, Sampling  # noqa: E402
-from .records import (  # noqa: E402
+from harness.loop.limits import Limits  # noqa: E402
+from harness.loop.policy import Policy, Reply, Request, Sampling  # noqa: E402
+from harness.records import (  # noqa: E402
     MetricValue,
     Observation,
     RunResult,
@@ -23,7 +23,7 @@ from .records import (  # noqa: E402
     Trajectory,
     Turn,
 )
-from .task import Scored, TaskSpec  # noqa: E402
+from harness.task import Scored, TaskSpec  # noqa: E402
 
 __version__ = "0.1.0"
 

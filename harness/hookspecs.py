@@ -14,13 +14,13 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .backends import BackendFactory
-    from .records import RunResult, SampleScore, Trajectory
-    from .scoring_modes import ScoringMode
-    from .sections import Section
-    from .task import TaskSpec
-    from .tools import ToolSpec
-    from .trainer import TrainerSpec
+    from harness.backends import BackendFactory
+    from harness.records import RunResult, SampleScore, Trajectory
+    from harness.scoring.modes import ScoringMode
+    from harness.sections import Section
+    from harness.task import TaskSpec
+    from harness.tools import ToolSpec
+    from harness.trainer import TrainerSpec
 
 hookspec = pluggy.HookspecMarker("harness")
 
@@ -41,7 +41,7 @@ def harness_register_backends() -> dict[str, BackendFactory]:
 
     ``--model PREFIX:REST`` calls ``factory(REST, context)`` with a
     :class:`harness.backends.BackendContext` (model args, seed, tasks) and must get a
-    :class:`harness.policy.Policy`. Prefixes must be unique. Factories import their heavy dependencies lazily, when called.
+    :class:`harness.loop.policy.Policy`. Prefixes must be unique. Factories import their heavy dependencies lazily, when called.
     """
     raise NotImplementedError
 

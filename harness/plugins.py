@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import hookspecs
-from .suggest import suggestion
+from harness import hookspecs
+from harness.cli.suggest import suggestion
 
 if TYPE_CHECKING:
-    from .backends import BackendFactory
-    from .records import RunResult, SampleScore, Trajectory
-    from .scoring_modes import ScoringMode
-    from .sections import Section
-    from .task import TaskSpec
-    from .tools import ToolSpec
-    from .trainer import TrainerSpec
+    from harness.backends import BackendFactory
+    from harness.records import RunResult, SampleScore, Trajectory
+    from harness.scoring.modes import ScoringMode
+    from harness.sections import Section
+    from harness.task import TaskSpec
+    from harness.tools import ToolSpec
+    from harness.trainer import TrainerSpec
 
 PROJECT = "harness"
 ENTRY_POINT_GROUP = "harness"
@@ -37,8 +37,8 @@ ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tools",
-    "harness.scoring_modes",
-    "harness.compat",
+    "harness.scoring.modes",
+    "harness.scoring.compat",
     "harness.backends.scripted",
     "harness.backends.hf",
     "harness.backends.vllm_engine",

@@ -396,7 +396,7 @@ class RunResult(_Record):
     created: str
     git: str | None = None
     n_samples: dict[str, int] = field(default_factory=dict)
-    # Scale-out (harness/shard.py, harness/merge.py): "I/N" for a shard's own results; the
+    # Scale-out (harness/run/shard.py, harness/run/merge.py): "I/N" for a shard's own results; the
     # run's configuration fingerprint; for a merged run, where it came from and whether shards
     # or samples were missing (--allow-partial).
     shard: str | None = None

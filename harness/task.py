@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .records import MediaKind, Sample, SampleScore
+from harness.records import MediaKind, Sample, SampleScore
 
 if TYPE_CHECKING:
-    from .hub import HubOptions
+    from harness.data.hub import HubOptions
 
 PromptMode = Literal["vcot", "notool", "official"]
 PROMPT_MODES: tuple[PromptMode, ...] = ("vcot", "notool", "official")
@@ -35,7 +35,7 @@ class Scored:
 class CorpusMetric:
     """A statistic over all of a task's scores that is not a mean of per-sample values (e.g.
     TallyQA's RMSE of counts). ``compute`` gets the task's scores; a standard error is taken
-    from lm-eval's bootstrap (:func:`harness.stats.bootstrap_stderr`)."""
+    from lm-eval's bootstrap (:func:`harness.scoring.stats.bootstrap_stderr`)."""
 
     name: str
     compute: Callable[[Sequence[SampleScore]], float]

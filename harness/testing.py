@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .backends import BackendContext
-from .plugins import Harness, make_plugin_manager
-from .policy import Policy
-from .records import Sample
+from harness.backends import BackendContext
+from harness.loop.policy import Policy
+from harness.plugins import Harness, make_plugin_manager
+from harness.records import Sample
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 if TYPE_CHECKING:
-    from .plugins import Harness
+    from harness.plugins import Harness
 
 
 @dataclass(frozen=True)

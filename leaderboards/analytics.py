@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.records import Sample, Trajectory
-from harness.results import SampleRecord
+from harness.run.results import SampleRecord
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 HIT_COVERAGE = 0.5

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.plugins import Harness
-from harness.results import write_json_atomic
+from harness.run.results import write_json_atomic
 from harness.sections import Section
 
 from . import plots as P

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.records import RunResult
-from harness.results import RESULTS, SAMPLES, RunDirError, SampleRecord, read_samples
+from harness.run.results import RESULTS, SAMPLES, RunDirError, SampleRecord, read_samples
 
 DEFAULT_PROMPT = "vcot"
 DEFAULT_SCORING = "official"

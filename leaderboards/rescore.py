@@ -1,8 +1,8 @@
 """``harness rescore RUN_DIR --scoring MODE``: recompute every score from samples.jsonl alone.
 
 No model runs. Each record's trajectory is scored again with the chosen scoring mode (the same
-:func:`harness.scoring_modes.score_trajectory` evaluation uses), per-task results are rebuilt
-with :func:`harness.results.task_result`, and the run gets ``results.<mode>.json`` and
+:func:`harness.scoring.modes.score_trajectory` evaluation uses), per-task results are rebuilt
+with :func:`harness.run.results.task_result`, and the run gets ``results.<mode>.json`` and
 ``samples.<mode>.jsonl`` beside the originals, which are never overwritten. The new results
 file is an ordinary ``RunResult`` (``config["scoring"]`` = the mode, ``config["rescored"]``
 saying from what), so ``harness leaderboard RUN_DIR/results.<mode>.json`` reports it.
@@ -10,7 +10,7 @@ saying from what), so ``harness leaderboard RUN_DIR/results.<mode>.json`` report
 A task whose installed version differs from the version the run was made with is rescored
 with a warning saying so (the new scorer may not be the one the run used); a mode that does
 not apply to a task leaves that task out with a warning naming both. The run folder is locked
-(:class:`harness.runlock.RunLock`) while rescoring: a run still writing it refuses the rescore.
+(:class:`harness.run.runlock.RunLock`) while rescoring: a run still writing it refuses the rescore.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.plugins import Harness
 from harness.records import RunResult
-from harness.results import (
+from harness.run.results import (
     RESULTS,
     RUN_CONFIG,
     SAMPLES,
@@ -34,8 +34,8 @@ from harness.results import (
     write_json_atomic,
     write_lines_atomic,
 )
-from harness.runlock import RunLock
-from harness.scoring_modes import ScoringMode, score_trajectory
+from harness.run.runlock import RunLock
+from harness.scoring.modes import ScoringMode, score_trajectory
 
 from .load import ReportError, ReportWarning, read_result
 
@@ -144,7 +144,7 @@ def _rescore(run_dir: Path, mode_name: str, mode: ScoringMode, harness: Harness)
         "run_versions": {t: old_versions.get(t) for t in specs},
         "scorer_versions": {t: s.version for t, s in specs.items()},
     }
-    from harness.evaluate import git_revision, package_versions
+    from harness.run.evaluate import git_revision, package_versions
 
     result = RunResult(
         results={t: task_result(s, new_records, mode_name) for t, s in specs.items()},

@@ -36,10 +36,10 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.confine import PathEscape, confined, within
 from harness.data import MAX_IMAGE_PIXELS, cache_dir
+from harness.data.confine import PathEscape, confined, within
 from harness.records import Observation, Sample, Turn
-from harness.results import CROPS, SampleRecord
+from harness.run.results import CROPS, SampleRecord
 
 from .analytics import crop_boxes, target_boxes
 from .load import Loaded, ReportError, base_label, expand_runs, read_records, read_result, samples_path

@@ -5,9 +5,9 @@ messages through the chat template's tool branch, while the eval protocol (docs/
 shows observations as *user* turns with the crop images; TRL 1.16.0 also rejects the stock
 Qwen2.5-VL template and ``rollout_func`` cannot carry mid-trajectory images into the loss. The
 training transcripts and token ids would differ from ``harness eval``'s. So this trainer is a small
-loop (about 150 lines) around :func:`harness.rollout.rollout` itself, on ``accelerate``:
+loop (about 150 lines) around :func:`harness.loop.rollout.rollout` itself, on ``accelerate``:
 
-1. **Rollout** = the harness's rollout engine verbatim (:func:`harness.rollout.run_jobs`: same
+1. **Rollout** = the harness's rollout engine verbatim (:func:`harness.loop.rollout.run_jobs`: same
    Episode, tools, limits, per-sample seeds, per-episode asynchronous scheduling) with the model
    behind the hf eval backend (or vLLM, below), ``num_generations`` times per prompt (run seeds
    ``base + k``), all of a step's episodes in flight at once, with the published sampling
@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import hookimpl
-from harness.policy import Policy, Reply, Request, Sampling
+from harness.loop.policy import Policy, Reply, Request, Sampling
 from harness.records import Sample, SampleScore, Trajectory
 from harness.trainer import TrainerSpec
 
@@ -78,10 +78,10 @@ from .rewards import (
 )
 
 if TYPE_CHECKING:
-    from harness.episode import Message
-    from harness.limits import Limits
+    from harness.loop.episode import Message
+    from harness.loop.limits import Limits
+    from harness.loop.rollout import RolloutConfig
     from harness.plugins import Harness
-    from harness.rollout import RolloutConfig
     from harness.task import TaskSpec
     from harness.tools import ToolSpec
 
@@ -190,7 +190,7 @@ class GRPOTrainConfig:
 
     def episode_limits(self) -> Limits:
         """``pixel_budget``'s limits with ``limits`` applied on top."""
-        from harness.limits import Limits
+        from harness.loop.limits import Limits
 
         items = [x for x in (PIXEL_BUDGETS[self.pixel_budget], self.limits) if x]
         return Limits.parse(",".join(items))
@@ -279,12 +279,12 @@ def collect_items(
     its final conversation; group id = the sample key; in the order (generation, item).
 
     All ``generations x len(items)`` episodes ride the rollout engine at once
-    (:func:`harness.rollout.run_jobs`, the engine eval uses): each advances on its own and the
+    (:func:`harness.loop.rollout.run_jobs`, the engine eval uses): each advances on its own and the
     policy gets whatever requests are ready (``submit``, or batches through the engine's
     batcher). Every request keeps its own seed, so the rollouts do not depend on the scheduling;
     ``concurrent`` is accepted for compatibility and changes nothing.
     """
-    from harness.rollout import Job, run_jobs, sample_seed
+    from harness.loop.rollout import Job, run_jobs, sample_seed
 
     del concurrent
     jobs = [
@@ -461,7 +461,7 @@ def optimise(
     filter and refill, then ``plan_updates`` optimiser steps of the clipped loss; its log."""
     import torch
 
-    from harness.scoring_modes import official
+    from harness.scoring.modes import official
 
     outcomes = [
         outcome_of(
@@ -551,7 +551,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     except ImportError as exc:
         raise ValueError(INSTALL_HINT) from exc
     from harness.backends.hf import HFOptions, HFPolicy
-    from harness.rollout import RolloutConfig
+    from harness.loop.rollout import RolloutConfig
 
     from .grpo_parallel import shard, share
     from .train_eval import TrainEval, run_eval

@@ -18,7 +18,7 @@ Three choices, with TRL's GRPO config names (``use_vllm``, ``vllm_mode``, ``vllm
   environment too and a CUDA device for the trained model.
 
 With vLLM all of a step's episodes (``num_generations`` x ``prompts_per_step``) ride the
-harness's rollout engine at once (:func:`harness.rollout.run_jobs`): in server mode each request
+harness's rollout engine at once (:func:`harness.loop.rollout.run_jobs`): in server mode each request
 goes out as soon as its episode is ready (the openai backend's ``submit``), in colocate mode the
 engine gets whatever requests are waiting whenever it is free (the rollout engine's batcher), so
 vLLM schedules the step's episodes together.
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.policy import Policy, Reply, Request
+from harness.loop.policy import Policy, Reply, Request
 
 if TYPE_CHECKING:
     from .curiosity_grpo import GRPOTrainConfig

@@ -10,7 +10,7 @@ which pops exactly these columns, and the released ``onestep_evaluation/prepare.
 Hub repo's.) ``PATH`` is the repo folder (with ``release.parquet``) or the parquet file; each
 media path is looked up under the folder, then under ``images/`` (images) or ``videos/`` (frames),
 where the zips unpack. The question is used verbatim (options already in its text) and the
-answer is scored by the released rule (:mod:`harness.compat`), so the rows need no benchmark
+answer is scored by the released rule (:mod:`harness.scoring.compat`), so the rows need no benchmark
 task: they run under :data:`RL_TASK`, a task spec that is not registered for evaluation.
 
 **SFT trajectories** (``TIGER-Lab/PixelReasoner-SFT-Data``; ``data: pixel_reasoner_sft:PATH``):
@@ -59,7 +59,7 @@ def _golds(sample: Sample) -> str | list[str]:
 
 def _score(reply: str | None, sample: Sample) -> Scored:
     """The released rule on the final reply: correct when its result is above 0.5."""
-    from harness.compat import pixel_reasoner_result
+    from harness.scoring.compat import pixel_reasoner_result
 
     if reply is None:
         return Scored(score=0.0, extracted=None)

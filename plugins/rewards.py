@@ -1,6 +1,6 @@
 """Curiosity-driven rewards and group-relative advantages (docs/reference.md section 3), as pure functions.
 
-The correctness term is the harness's own eval scorer (:func:`harness.scoring_modes.score_trajectory`)
+The correctness term is the harness's own eval scorer (:func:`harness.scoring.modes.score_trajectory`)
 on the finished trajectory, forced to 0 when the episode ended right after a failed visual
 operation. On top of it, per group of rollouts of one prompt (identified by an explicit group id,
 never by position):
@@ -14,7 +14,7 @@ never by position):
 
 The defaults are the released code's (``experience_maker.py`` and ``replay_buffer.py`` of
 TIGER-AI-Lab/Pixel-Reasoner): the ``released`` bonus form; a correctness term in {-1, 0, 1}
-(``released_correctness``: -1 when the prediction does not parse, :mod:`harness.compat`); a
+(``released_correctness``: -1 when the prediction does not parse, :mod:`harness.scoring.compat`); a
 group dropped when the mean absolute deviation of its rewards is below 0.01
 (``GroupFilter("mad", 0.01)``), and the kept rollouts repeated in a seeded shuffle to refill
 the collection (:func:`refill_order`, the released ``active_sampling``). The paper's forms are
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.records import MediaKind, Sample, Trajectory
-from harness.scoring_modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
+from harness.scoring.modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
 from harness.task import TaskSpec
 
 RewardForm = Literal["paper", "released"]
@@ -196,9 +196,9 @@ def refill_order(kept: int, total: int, seed: int) -> list[int]:
 
 def released_correctness(sample: Sample, trajectory: Trajectory) -> float:
     """The released ``rule_reward`` result on the decoded transcript: 1.0, 0.0, or -1.0 when the
-    prediction does not parse (:func:`harness.compat.pixel_reasoner_result`; the gold is a
+    prediction does not parse (:func:`harness.scoring.compat.pixel_reasoner_result`; the gold is a
     Pixel-Reasoner row's own ``answer`` when there is one, else the sample's golds)."""
-    from harness.compat import pixel_reasoner_gold, pixel_reasoner_result, released_transcript
+    from harness.scoring.compat import pixel_reasoner_gold, pixel_reasoner_result, released_transcript
 
     text = released_transcript(trajectory)
     return pixel_reasoner_result(text, pixel_reasoner_gold(sample)) if text else -1.0

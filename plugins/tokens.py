@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.chat import collect_media
-from harness.episode import Message
+from harness.loop.episode import Message
 
 IGNORE = -100
 

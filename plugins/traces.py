@@ -1,4 +1,4 @@
-"""Tool-use traces for SFT, built by driving the harness's own :class:`~harness.episode.Episode`.
+"""Tool-use traces for SFT, built by driving the harness's own :class:`~harness.loop.episode.Episode`.
 
 A trace is what the eval rollout would record for a policy that reasons briefly, calls the tool
 on the annotated region (V* ``target_boxes``; ``key_frames`` for videos), sees the tool result and
@@ -24,10 +24,10 @@ from typing import Any, Literal
 from PIL import Image
 
 from harness.backends.scripted import boxed, oracle_box, tool_call_text
-from harness.episode import Episode, Message
-from harness.policy import Reply
+from harness.loop.episode import Episode, Message
+from harness.loop.policy import Reply
+from harness.loop.rollout import RolloutConfig, make_episode
 from harness.records import Sample
-from harness.rollout import RolloutConfig, make_episode
 from harness.task import TaskSpec
 from harness.tools import ToolSpec
 

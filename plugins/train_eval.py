@@ -1,5 +1,5 @@
 """Evaluation during training: every ``eval_every`` steps the current weights are scored with
-``harness eval``'s own code (:func:`harness.evaluate.evaluate` with the trainer's live policy,
+``harness eval``'s own code (:func:`harness.run.evaluate.evaluate` with the trainer's live policy,
 so no checkpoint is written or reloaded: with vLLM generation, the engine that already holds the
 step's weights) on held-out samples (``eval_data``, eval's default ``synthetic``, disjoint from
 the training prompts' ``synthetic:2``).
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from harness.loop.policy import Policy
     from harness.plugins import Harness
-    from harness.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class TrainEval:
 
     def check(self, harness: Harness) -> None:
         """One-line errors (unknown task, bad limits) before any model is loaded."""
-        from harness.limits import Limits
+        from harness.loop.limits import Limits
 
         if self.every > 0:
             harness.resolve_tasks(self.tasks)
@@ -54,8 +54,8 @@ def run_eval(plan: TrainEval, step: int, policy: Policy, harness: Harness, out: 
     ``out/evals/step-N``; the numbers for the train log."""
     import shutil
 
-    from harness.evaluate import EvalConfig, evaluate
-    from harness.limits import Limits
+    from harness.loop.limits import Limits
+    from harness.run.evaluate import EvalConfig, evaluate
 
     folder = out / "evals" / f"step-{step}"
     shutil.rmtree(folder, ignore_errors=True)  # a resumed run re-evaluates this step from scratch

@@ -30,7 +30,7 @@ from harness import hookimpl
 from harness.trainer import TrainerSpec
 
 if TYPE_CHECKING:
-    from harness.episode import Message
+    from harness.loop.episode import Message
     from harness.plugins import Harness
 
 INSTALL_HINT = "trl_sft needs the train extra: pip install 'pixel-harness[hf,train]'"
@@ -83,8 +83,8 @@ class SFTTrainConfig:
 def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message]]:
     """The training conversations: synthesized traces, then the Pixel-Reasoner file's, if any."""
     from harness.data import load_samples
-    from harness.limits import Limits
-    from harness.rollout import RolloutConfig
+    from harness.loop.limits import Limits
+    from harness.loop.rollout import RolloutConfig
 
     from .pr_data import SFT_PREFIX
     from .traces import read_pixel_reasoner_sft, synthesize, trace_styles

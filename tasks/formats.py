@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.data import DataError, cache_dir
-from harness.hub import HubOptions
+from harness.data.hub import HubOptions
 from harness.records import MediaKind, Sample
 
 from . import synthetic as syn

@@ -11,7 +11,7 @@ Real layout (``OpenGVLab/MVBench`` after unzipping ``video/*.zip``), reproduced 
                                       official ``data_list`` (:data:`SOURCES`)
     synthetic_annotations/<task>/<video>.json   synthetic only: frames showing the answer
 
-Frames: 16 at segment middles by the official ``get_index`` (:func:`harness.video.segment_indices`;
+Frames: 16 at segment middles by the official ``get_index`` (:func:`harness.data.video.segment_indices`;
 frame folders: 1-based files, fps 3, so for 32 files 1, 3, 5, ..., 15, 17, 18, 20, ..., 30;
 video files: decoded with PyAV when opened). ``start``/``end`` bound the sampling only for the
 tasks the official ``data_list`` flags (:data:`BOUND_TASKS`).
@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import hookimpl
-from harness.confine import PathEscape, confined
 from harness.data import DataError, row_errors
-from harness.hub import HubOptions, extract_zips
+from harness.data.confine import PathEscape, confined
+from harness.data.hub import HubOptions, extract_zips
+from harness.data.video import segment_indices
 from harness.records import Sample
 from harness.task import TaskSpec
-from harness.video import segment_indices
 
 from . import choice, formats
 from . import synthetic as syn

@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.confine import PathEscape, confined
+from harness.data.confine import PathEscape, confined
 
 
 class _HasId(Protocol):
@@ -104,7 +104,7 @@ def paren_options(options: Sequence[str]) -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``
     (with the mode a new file gets under the umask, not mkstemp's 0600)."""
-    from harness.results import new_file_mode
+    from harness.run.results import new_file_mode
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from harness import hookimpl
 from harness.data import DataError, row_errors
-from harness.hub import HubOptions
+from harness.data.hub import HubOptions
 from harness.records import Sample, SampleScore
 from harness.scoring import count_accuracy, extract_count, rmse
 from harness.task import CorpusMetric, Scored, TaskSpec

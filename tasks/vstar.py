@@ -32,9 +32,9 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from harness import hookimpl
-from harness.confine import PathEscape, confined
 from harness.data import DataError, row_errors
-from harness.hub import HubOptions
+from harness.data.confine import PathEscape, confined
+from harness.data.hub import HubOptions
 from harness.records import Sample
 from harness.task import TaskSpec
 

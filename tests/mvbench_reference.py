@@ -1,5 +1,5 @@
 """MVBench's official frame sampling (``get_index`` in its evaluation notebook), transcribed
-independently of :mod:`harness.video` so that tests can compare the two (numpy rounding)."""
+independently of :mod:`harness.data.video` so that tests can compare the two (numpy rounding)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..policy import Policy
-from ..task import TaskSpec
+from harness.loop.policy import Policy
+from harness.task import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from ..policy import Policy, Reply, Request
+from harness.loop.policy import Policy, Reply, Request
 
 _STOP = object()
 

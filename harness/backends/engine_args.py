@@ -161,12 +161,12 @@ def engine_args(
 
 def vllm_engine_args(extra: Mapping[str, str], own: type[Any] | None = None) -> dict[str, Any]:
     """``extra`` validated against the installed vLLM's ``EngineArgs`` (needs vLLM)."""
-    from .options import MissingExtra
+    from harness.backends.options import MissingExtra
 
     try:
         arg_class = load_class(VLLM_ARGS_CLASS)
     except ImportError as exc:
-        from .vllm_engine import INSTALL_HINT
+        from harness.backends.vllm_engine import INSTALL_HINT
 
         raise MissingExtra(INSTALL_HINT) from exc
     return engine_args(extra, arg_class, backend="vllm", own=own, reserved=VLLM_RESERVED)

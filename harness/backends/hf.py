@@ -18,7 +18,7 @@ episode's error reply. Sampled decoding (``temperature > 0``) is seeded per requ
 (``seeded_sampling=false`` batches them with one seed instead).
 
 ``--model hf:@tiny`` is the embedded tiny random-weight model (built once into the cache by
-:mod:`harness.tiny`). ``--model_args``: see :class:`HFOptions`.
+:mod:`harness.backends.tiny`). ``--model_args``: see :class:`HFOptions`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import hookimpl
-from ..hub import MODEL_ALTERNATIVES, cached_snapshot, ensure_hub, hub_unreachable, unavailable
-from ..policy import Policy, Reply, Request, Sampling
-from ..protocol import TOOL_END
-from . import BackendContext, BackendFactory
-from .chat import collect_media, finish_text
-from .options import MissingExtra, first_line, parse_options
+from harness import hookimpl
+from harness.backends import BackendContext, BackendFactory
+from harness.backends.chat import collect_media, finish_text
+from harness.backends.options import MissingExtra, first_line, parse_options
+from harness.data.hub import MODEL_ALTERNATIVES, cached_snapshot, ensure_hub, hub_unreachable, unavailable
+from harness.loop.policy import Policy, Reply, Request, Sampling
+from harness.loop.protocol import TOOL_END
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "the hf backend needs torch and transformers: pip install 'pixel-harness[hf]'"
@@ -87,7 +87,7 @@ def resolve_model(name: str) -> str:
     if not name:
         raise ValueError("hf needs a model: --model hf:PATH_OR_HUB_ID (or hf:@tiny)")
     if name == TINY:
-        from ..tiny import ensure_tiny_model
+        from harness.backends.tiny import ensure_tiny_model
 
         return str(ensure_tiny_model())
     if name.startswith("@"):
@@ -121,7 +121,7 @@ def render_prompts(processor: Any, conversations: Sequence[Sequence[dict[str, An
 
 
 class HFPolicy:
-    """A transformers image-text-to-text model behind the :class:`~harness.policy.Policy` interface."""
+    """A transformers image-text-to-text model behind the :class:`~harness.loop.policy.Policy` interface."""
 
     def __init__(self, model: str, options: HFOptions = HFOptions()) -> None:  # noqa: B008 (frozen)
         cached = offline_source(model)  # before importing torch: an id that cannot be had fails fast

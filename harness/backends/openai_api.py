@@ -42,12 +42,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from .. import hookimpl
-from ..policy import Policy, Reply, Request
-from ..protocol import TOOL_END, TOOL_START
-from . import BackendContext, BackendFactory
-from .chat import DataUrlCache, finish_text, to_openai_messages
-from .options import MissingExtra, parse_options
+from harness import hookimpl
+from harness.backends import BackendContext, BackendFactory
+from harness.backends.chat import DataUrlCache, finish_text, to_openai_messages
+from harness.backends.options import MissingExtra, parse_options
+from harness.loop.policy import Policy, Reply, Request
+from harness.loop.protocol import TOOL_END, TOOL_START
 
 INSTALL_HINT = "the openai backend needs the openai client: pip install 'pixel-harness[openai]'"
 NO_KEY = "EMPTY"  # sent when the key variable is unset (local servers ignore it)
@@ -118,7 +118,7 @@ def restore_tool_end(text: str, finish_reason: str | None, extra: dict[str, Any]
 
 
 class OpenAIPolicy:
-    """An OpenAI-compatible chat endpoint behind the :class:`~harness.policy.Policy` interface."""
+    """An OpenAI-compatible chat endpoint behind the :class:`~harness.loop.policy.Policy` interface."""
 
     def __init__(self, model: str, options: OpenAIOptions = OpenAIOptions()) -> None:  # noqa: B008 (frozen)
         try:
@@ -164,7 +164,7 @@ class OpenAIPolicy:
     def _async_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                from ..media_pool import worker_pool
+                from harness.data.media_pool import worker_pool
 
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="harness-openai-async", daemon=True).start()

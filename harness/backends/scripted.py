@@ -21,12 +21,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .. import hookimpl
-from ..policy import Policy, Reply, Request, completed
-from ..records import Sample
-from ..suggest import suggestion
-from ..task import TaskSpec
-from . import BackendContext, BackendFactory
+from harness import hookimpl
+from harness.backends import BackendContext, BackendFactory
+from harness.cli.suggest import suggestion
+from harness.loop.policy import Policy, Reply, Request, completed
+from harness.records import Sample
+from harness.task import TaskSpec
 
 
 def _tools_offered(request: Request) -> bool:

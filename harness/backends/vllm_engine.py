@@ -36,14 +36,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .. import hookimpl
-from ..policy import FinishReason, Policy, Reply, Request, Sampling
-from ..protocol import TOOL_END
-from . import BackendContext, BackendFactory
-from .batcher import Batcher
-from .chat import collect_media, finish_text
-from .engine_args import split_model_args, vllm_engine_args
-from .options import MissingExtra, parse_options
+from harness import hookimpl
+from harness.backends import BackendContext, BackendFactory
+from harness.backends.batcher import Batcher
+from harness.backends.chat import collect_media, finish_text
+from harness.backends.engine_args import split_model_args, vllm_engine_args
+from harness.backends.options import MissingExtra, parse_options
+from harness.loop.policy import FinishReason, Policy, Reply, Request, Sampling
+from harness.loop.protocol import TOOL_END
 
 INSTALL_HINT = "the vllm backend needs vLLM (a GPU machine): pip install 'pixel-harness[vllm]'"
 
@@ -152,7 +152,7 @@ def build_prompt(prompt: str, messages: Sequence[dict[str, Any]], options: VLLMO
 
 def build_prompts(processor: Any, requests: Sequence[Request], options: VLLMOptions) -> list[dict[str, Any]]:
     """The prompts of a round, rendered with the hf backend's template function."""
-    from .hf import render_prompts
+    from harness.backends.hf import render_prompts
 
     texts = render_prompts(processor, [r.messages for r in requests])
     return [build_prompt(t, r.messages, options) for t, r in zip(texts, requests, strict=True)]
@@ -174,7 +174,7 @@ def to_reply(output: Any, sampling: Sampling, options: VLLMOptions, seconds: flo
 
 
 class VLLMPolicy:
-    """A vLLM engine behind the :class:`~harness.policy.Policy` interface."""
+    """A vLLM engine behind the :class:`~harness.loop.policy.Policy` interface."""
 
     def __init__(
         self, model: str, options: VLLMOptions, seed: int = 0, engine_args: Mapping[str, Any] | None = None
@@ -183,7 +183,7 @@ class VLLMPolicy:
             import vllm
         except ImportError as exc:
             raise MissingExtra(INSTALL_HINT) from exc
-        from .hf import resolve_model, transformers_module
+        from harness.backends.hf import resolve_model, transformers_module
 
         source = resolve_model(model)
         self.vllm, self.options, self.name = vllm, options, f"vllm:{model}"
@@ -210,7 +210,7 @@ class VLLMPolicy:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from ..media_pool import worker_pool
+        from harness.data.media_pool import worker_pool
 
         args = AsyncEngineArgs(**kwargs)
         loop = asyncio.new_event_loop()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from harness.policy import Policy, Reply, Request
+from harness.loop.policy import Policy, Reply, Request
 
 HAVE_HF = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "torchvision"))
 HF_REASON = "needs torch, torchvision and transformers: pip install -e '.[hf]'"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from backend_support import HAVE_HF, HF_REASON, ScriptedFirstTurn
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy, Request, Sampling
+from harness.loop.rollout import RolloutConfig, make_episode
 from harness.plugins import Harness
-from harness.policy import Policy, Request, Sampling
 from harness.records import Sample
-from harness.rollout import RolloutConfig, make_episode
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def tiny_model() -> Path:
     """The embedded tiny model, built once into this session's ``$HARNESS_CACHE_DIR``."""
     if not HAVE_HF:
         pytest.skip(HF_REASON)
-    from harness.tiny import ensure_tiny_model
+    from harness.backends.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 

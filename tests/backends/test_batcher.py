@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from harness.backends.batcher import Batcher
-from harness.policy import Reply, Request, Sampling
+from harness.loop.policy import Reply, Request, Sampling
 from harness.records import Sample
 
 

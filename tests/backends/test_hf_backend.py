@@ -13,10 +13,10 @@ import pytest
 from backend_support import needs_hf
 
 from harness.backends import BackendContext
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy, Request, Sampling
+from harness.loop.rollout import RolloutConfig, rollout
 from harness.plugins import Harness
-from harness.policy import Policy, Request, Sampling
-from harness.rollout import RolloutConfig, rollout
 
 pytestmark = needs_hf
 CALL = '<tool_call>\n{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.1, 0.1, 0.6, 0.6], "target_image": 1}}\n</tool_call>'

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.policy import Request, Sampling
+from harness.loop.policy import Request, Sampling
 from harness.records import Sample
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the openai extra")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from harness.backends.chat import DataUrlCache
 from harness.backends.openai_api import OpenAIOptions, request_body, restore_tool_end
-from harness.policy import Request, Sampling
+from harness.loop.policy import Request, Sampling
 from harness.records import Sample
 
 SECRET = "sk-test-do-not-log-4f1c"

@@ -17,11 +17,11 @@ from backend_support import HAVE_OPENAI, needs_hf
 from PIL import Image
 from serve_support import Served, harness_serve
 
-from harness.limits import Limits
+from harness.interop.serve import HTTPError, completion_response, parse_completion
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy, Reply
+from harness.loop.rollout import RolloutConfig, rollout
 from harness.plugins import Harness
-from harness.policy import Policy, Reply
-from harness.rollout import RolloutConfig, rollout
-from harness.serve import HTTPError, completion_response, parse_completion
 
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC"
 

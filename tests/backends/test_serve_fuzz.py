@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from serve_support import RawReply, Served, get, harness_serve, post, raw_request, read_reply
 
-from harness.serve import DEFAULT_MAX_REQUEST_PIXELS, HTTPError, check_pixels, parse_completion
-from harness.serve_schema import validate_body
+from harness.interop.serve import DEFAULT_MAX_REQUEST_PIXELS, HTTPError, check_pixels, parse_completion
+from harness.interop.serve_schema import validate_body
 
 CHAT = "/v1/chat/completions"
 READ_TIMEOUT = 1.5
@@ -360,7 +360,7 @@ def test_api_key_is_required_when_set(keyed: Served, server: Served) -> None:
 @needs_openai
 def test_openai_backend_through_a_keyed_server(keyed: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.backends.openai_api import BackendConfigError, OpenAIOptions, OpenAIPolicy
-    from harness.policy import Request, Sampling
+    from harness.loop.policy import Request, Sampling
     from harness.records import Sample
 
     image = Image.new("RGB", (56, 28), (9, 9, 9))
@@ -410,7 +410,7 @@ def test_make_server_runs_in_a_thread_and_shuts_down() -> None:
     import threading
 
     from harness.backends.scripted import OraclePolicy
-    from harness.serve import make_server
+    from harness.interop.serve import make_server
 
     server = make_server(OraclePolicy(), 0, "oracle")
     thread = threading.Thread(target=server.serve_forever, daemon=True)

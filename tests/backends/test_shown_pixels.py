@@ -23,8 +23,8 @@ from PIL import Image
 
 from harness.backends.chat import to_openai_messages
 from harness.backends.vllm_engine import VLLMOptions, build_prompt
-from harness.episode import Episode
-from harness.policy import Reply, Request, Sampling
+from harness.loop.episode import Episode
+from harness.loop.policy import Reply, Request, Sampling
 from harness.records import Sample
 from harness.tools import BUILTIN_TOOLS
 

@@ -60,7 +60,7 @@ def test_tokenizer_has_qwen_tokens(tiny_model: Path, token: str, special: bool) 
 
 
 def test_same_seed_same_bytes_other_seed_other_weights(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.tiny import build_tiny_model
+    from harness.backends.tiny import build_tiny_model
 
     again = build_tiny_model(tmp_path / "again", seed=0)
     assert digests(again) == digests(tiny_model)
@@ -71,7 +71,7 @@ def test_same_seed_same_bytes_other_seed_other_weights(tiny_model: Path, tmp_pat
 
 
 def test_build_refuses_a_non_empty_folder(tmp_path: Path) -> None:
-    from harness.tiny import build_tiny_model
+    from harness.backends.tiny import build_tiny_model
 
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
@@ -80,7 +80,7 @@ def test_build_refuses_a_non_empty_folder(tmp_path: Path) -> None:
 
 
 def test_ensure_builds_once_then_reuses(tmp_path: Path) -> None:
-    from harness.tiny import ensure_tiny_model
+    from harness.backends.tiny import ensure_tiny_model
 
     target = tmp_path / "cache" / "tiny"
     first = ensure_tiny_model(target)

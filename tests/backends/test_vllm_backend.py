@@ -20,9 +20,9 @@ from backend_support import needs_hf
 from harness.backends import BackendContext
 from harness.backends.options import MissingExtra
 from harness.backends.vllm_engine import VLLMOptions, engine_kwargs, sampling_kwargs, to_reply
+from harness.loop.policy import Request, Sampling
+from harness.loop.rollout import RolloutConfig, make_episode
 from harness.plugins import Harness
-from harness.policy import Request, Sampling
-from harness.rollout import RolloutConfig, make_episode
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 

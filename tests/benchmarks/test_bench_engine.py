@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.limits import Limits
+from harness.loop.limits import Limits
 from harness.tools import PATCH, smart_resize
 
 SCHED_EPISODES = 64

@@ -11,11 +11,11 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy
+from harness.loop.rollout import RolloutConfig, rollout
 from harness.plugins import Harness
-from harness.policy import Policy
 from harness.records import Sample
-from harness.rollout import RolloutConfig, rollout
 from harness.tools import CROP_TOOL, SeenImage, ToolContext
 
 N_SAMPLES = 16

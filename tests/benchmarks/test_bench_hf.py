@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from harness.data import load_samples
-from harness.evaluate import EvalConfig, evaluate
-from harness.limits import Limits
+from harness.loop.limits import Limits
 from harness.plugins import Harness
+from harness.run.evaluate import EvalConfig, evaluate
 
 N_SAMPLES = 8
 pytestmark = pytest.mark.skipif(
@@ -46,7 +46,7 @@ class Clock:
 @pytest.fixture(scope="module")
 def tiny_policy() -> Any:
     from harness.backends.hf import HFOptions, HFPolicy
-    from harness.tiny import ensure_tiny_model
+    from harness.backends.tiny import ensure_tiny_model
 
     return HFPolicy(str(ensure_tiny_model()), HFOptions(device="cpu"))
 
@@ -96,8 +96,8 @@ def test_cpu_padded_batch_vs_one_by_one(
 ) -> None:
     """4 V* first turns (16 new tokens each) through the hf backend with the given batch size:
     why the CPU default is 1."""
-    from harness.policy import Request, Sampling
-    from harness.rollout import RolloutConfig, make_episode
+    from harness.loop.policy import Request, Sampling
+    from harness.loop.rollout import RolloutConfig, make_episode
 
     spec = harness_instance.task("vstar")
     samples = load_samples(spec, "synthetic", 4)

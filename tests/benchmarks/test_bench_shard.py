@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from harness.data import load_samples
-from harness.evaluate import build_result
-from harness.merge import merge
 from harness.plugins import Harness, make_plugin_manager
 from harness.records import RunResult
-from harness.results import RESULTS, RUN_CONFIG, SAMPLES, SampleRecord, read_samples, write_json_atomic
-from harness.shard import shard_of
+from harness.run.evaluate import build_result
+from harness.run.merge import merge
+from harness.run.results import RESULTS, RUN_CONFIG, SAMPLES, SampleRecord, read_samples, write_json_atomic
+from harness.run.shard import shard_of
 
 LIMIT = int(os.environ.get("BENCH_LIMIT", "200"))
 MERGE_SAMPLES = 10_000

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from harness.evaluate import EvalConfig, evaluate
-from harness.launch import Process, evaluate_launched, launched_world_size
-from harness.limits import Limits
-from harness.merge import merge
+from harness.loop.limits import Limits
 from harness.plugins import Harness, make_plugin_manager
-from harness.results import RunDirError
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.run.launch import Process, evaluate_launched, launched_world_size
+from harness.run.merge import merge
+from harness.run.results import RunDirError
 
 HAVE_STACK = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "torchvision", "accelerate"))
 needs_stack = pytest.mark.skipif(
@@ -123,7 +123,7 @@ def test_launched_world_size(monkeypatch: pytest.MonkeyPatch, env: dict[str, str
 def tiny() -> Path:
     if not HAVE_STACK:
         pytest.skip("needs torch, transformers and accelerate")
-    from harness.tiny import ensure_tiny_model
+    from harness.backends.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 
@@ -147,7 +147,7 @@ def tiny_unsharded(
 def test_tiny_model_shards_merged_equal_the_unsharded_run(
     tiny_config: EvalConfig, tiny_unsharded: Path, harness: Harness, tmp_path: Path, count: int
 ) -> None:
-    from harness.evaluate import build_policy
+    from harness.run.evaluate import build_policy
 
     policy = build_policy(harness, tiny_config)  # one model for every shard of this process
     dirs = [tmp_path / f"s{i}" for i in range(count)]

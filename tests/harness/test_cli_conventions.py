@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import harness
+from harness.backends.tiny import DEMO_MAX_NEW_TOKENS, is_tiny_model
 from harness.cli import build_parser
-from harness.cli_support import EvalArgs, default_run_dir, parse_gen_kwargs, parse_limit
-from harness.tiny import DEMO_MAX_NEW_TOKENS, is_tiny_model
+from harness.cli.support import EvalArgs, default_run_dir, parse_gen_kwargs, parse_limit
 
 ORACLE = ("eval", "--tasks", "vstar", "--model", "scripted:oracle", "--no_progress")
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: connection refused at once, no network needed
@@ -115,7 +115,7 @@ def test_unavailable_hub_id_fails_fast_in_one_line(
 
 
 def test_hub_probe_is_bounded_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import hub
+    from harness.data import hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", UNREACHABLE)

@@ -1,4 +1,4 @@
-"""Compatibility scoring modes (harness/compat.py): the released Pixel-Reasoner rule, MVBench's
+"""Compatibility scoring modes (harness/scoring/compat.py): the released Pixel-Reasoner rule, MVBench's
 official checker with its quirks, and InfoVQA's paper ANLS rule; each only where it applies."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.compat import mvbench_check, pixel_reasoner_result, released_transcript
-from harness.evaluate import EvalConfig, evaluate
 from harness.plugins import Harness
 from harness.records import Observation, Sample, Trajectory, Turn
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.scoring.compat import mvbench_check, pixel_reasoner_result, released_transcript
 
 
 def _traj(*replies: str, final: str | None = "") -> Trajectory:

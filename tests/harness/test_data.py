@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.data import DataError, MediaError, load_jsonl, load_samples, open_media
-from harness.evaluate import EvalConfig, evaluate
 from harness.plugins import Harness
 from harness.records import Sample
+from harness.run.evaluate import EvalConfig, evaluate
 
 
 def test_jsonl_source_round_trips_and_evaluates(

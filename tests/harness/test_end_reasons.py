@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.episode import Episode
-from harness.evaluate import EvalConfig, evaluate
+from harness.loop.episode import Episode
+from harness.loop.policy import Reply, Request
 from harness.plugins import Harness, make_plugin_manager
-from harness.policy import Reply, Request
 from harness.records import Sample, Trajectory
-from harness.results import read_samples
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.run.results import read_samples
 from harness.tools import BUILTIN_TOOLS
 
 

@@ -71,8 +71,8 @@ def test_workers_flag_is_validated(capsys: pytest.CaptureFixture[str]) -> None:
 def test_workers_flag_reaches_the_worker_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: tuple[str, ...], expected: int | None
 ) -> None:
-    import harness.rollout as rollout_module
-    from harness.media_pool import default_workers, worker_pool
+    import harness.loop.rollout as rollout_module
+    from harness.data.media_pool import default_workers, worker_pool
 
     sizes: list[int | None] = []
 

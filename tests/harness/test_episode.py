@@ -1,4 +1,4 @@
-"""harness.episode: full multi-turn flows driven by scripted replies."""
+"""harness.loop.episode: full multi-turn flows driven by scripted replies."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.episode import Episode, safe_name
-from harness.limits import Limits
-from harness.policy import Reply
-from harness.protocol import system_prompt, user_text
+from harness.loop.episode import Episode, safe_name
+from harness.loop.limits import Limits
+from harness.loop.policy import Reply
+from harness.loop.protocol import system_prompt, user_text
 from harness.records import Sample, Trajectory
 from harness.tools import BUILTIN_TOOLS, CROP_TOOL, ToolContext, ToolResult, ToolSpec, resize_to_budget
 

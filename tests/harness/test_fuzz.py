@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness.episode import Episode
-from harness.policy import Reply
-from harness.protocol import parse_reply
+from harness.loop.episode import Episode
+from harness.loop.policy import Reply
+from harness.loop.protocol import parse_reply
 from harness.records import Sample
 from harness.tools import BUILTIN_TOOLS
 

@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from harness.cli import main
+from harness.loop.protocol import MAX_CALL_DEPTH, parse_reply
 from harness.plugins import Harness
-from harness.protocol import MAX_CALL_DEPTH, parse_reply
 from harness.records import Sample, SampleScore, Trajectory, Turn
-from harness.results import SampleRecord, SamplesWriter, SampleWriteError, read_samples
+from harness.run.results import SampleRecord, SamplesWriter, SampleWriteError, read_samples
 from harness.tools import ToolError, crop_image_normalized
 
 NAN_CALL = (
@@ -557,7 +557,7 @@ def test_jsonl_without_samples_of_the_task_is_an_error_not_n_0(
 
 def test_limit_zero_is_an_error_not_n_0(small_data: Path, harness_instance: Harness) -> None:
     from harness.data import DataError
-    from harness.evaluate import EvalConfig, evaluate
+    from harness.run.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(tasks="vstar", model="scripted:oracle", data=f"jsonl:{small_data}", limit=0)
     with pytest.raises(DataError, match=r"--limit 0: no samples of task vstar"):
@@ -578,7 +578,7 @@ class _SurrogateServer:
 
     def generate(self, requests: list[Any]) -> list[Any]:
         from harness.backends.chat import to_openai_messages
-        from harness.policy import Reply
+        from harness.loop.policy import Reply
 
         out = []
         for r in requests:
@@ -597,7 +597,7 @@ class _SurrogateServer:
 def test_a_lone_surrogate_from_a_server_is_not_sent_back(
     tmp_path: Path, small_data: Path, harness_instance: Harness
 ) -> None:
-    from harness.evaluate import EvalConfig, evaluate
+    from harness.run.evaluate import EvalConfig, evaluate
 
     policy = _SurrogateServer()
     config = EvalConfig(
@@ -617,7 +617,7 @@ def test_a_lone_surrogate_from_a_server_is_not_sent_back(
 
 def test_results_json_non_finite_values_read_back_as_floats(tmp_path: Path) -> None:
     from harness.records import RunResult, TaskResult
-    from harness.results import write_json_atomic
+    from harness.run.results import write_json_atomic
 
     task = TaskResult("tallyqa", 1, "accuracy", math.nan, math.inf, 0, tool_stats={"x": -math.inf})
     run = RunResult({"tallyqa": task}, {}, {"tallyqa": 1}, {}, 0, "m", 1.0, "now")
@@ -651,7 +651,7 @@ def test_every_scoring_mode_scores_any_final_reply(
     one_sample_per_task: list[tuple[Any, Sample]], reply: str
 ) -> None:
     from harness.plugins import make_plugin_manager
-    from harness.scoring_modes import score_trajectory
+    from harness.scoring.modes import score_trajectory
 
     harness = Harness(make_plugin_manager(autoload=False))
     for spec, sample in one_sample_per_task:
@@ -684,7 +684,7 @@ def test_data_file_text_with_surrogates_and_nan_is_run_and_written(tmp_path: Pat
 def test_results_json_write_error_is_one_line_and_resume_writes_it(
     tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.evaluate
+    import harness.run.evaluate
 
     def disk_full(path: Path, data: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -692,7 +692,7 @@ def test_results_json_write_error_is_one_line_and_resume_writes_it(
     replay = write_replay(tmp_path / "replay.json", {f"vstar/{i}": ["\\boxed{A}"] for i in range(N_SAMPLES)})
     args = eval_args(replay, f"jsonl:{small_data}", tmp_path / "run")
     with monkeypatch.context() as patch:
-        patch.setattr(harness.evaluate, "write_json_atomic", disk_full)
+        patch.setattr(harness.run.evaluate, "write_json_atomic", disk_full)
         rc, err = run_cli(*args)
     assert rc == 2 and err.count("\n") == 1, err
     assert f"all {N_SAMPLES} samples are in" in err and "--resume" in err and "No space left" in err

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
 
 
 def test_published_defaults() -> None:

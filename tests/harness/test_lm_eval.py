@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.lm_eval_bridge import TASK_PREFIX, HarnessLM, register
+from harness.interop.lm_eval_bridge import TASK_PREFIX, HarnessLM, register
 from harness.records import RunResult
 from harness.scoring import rmse
-from harness.stats import bootstrap_stderr
+from harness.scoring.stats import bootstrap_stderr
 
 TASKS = ("vstar", "tallyqa", "infovqa")
 METRIC = {"vstar": "accuracy", "tallyqa": "accuracy", "infovqa": "anls"}
@@ -150,9 +150,9 @@ def test_lm_eval_images_are_the_pixels_an_episode_shows(tmp_path: Path, size: tu
     source bounds (folders exported before they existed)."""
     from PIL import Image
 
-    from harness.episode import Episode
-    from harness.limits import Limits
-    from harness.lm_eval_bridge import _budget, doc_to_image
+    from harness.interop.lm_eval_bridge import _budget, doc_to_image
+    from harness.loop.episode import Episode
+    from harness.loop.limits import Limits
     from harness.records import Sample
 
     Image.new("RGB", size, (90, 120, 150)).save(tmp_path / "a.png")

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from harness.data import DataError, load_samples, open_media
-from harness.evaluate import EvalConfig, evaluate
-from harness.hub import HubError, extract_zips
+from harness.data.hub import HubError, extract_zips
 from harness.plugins import Harness
+from harness.run.evaluate import EvalConfig, evaluate
 from harness_tasks import mvbench, tallyqa, vstar
 
 HUB_TASKS = ("vstar", "tallyqa", "infovqa", "mvbench")

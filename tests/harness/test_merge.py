@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from harness.evaluate import EvalConfig, evaluate
-from harness.merge import MergeError, merge
 from harness.plugins import Harness, make_plugin_manager
-from harness.results import RunDirError, read_samples
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.run.merge import MergeError, merge
+from harness.run.results import RunDirError, read_samples
 
 LIMIT = 12
 BASE = EvalConfig(tasks="all", model="scripted:random", seed=1, limit=LIMIT, batch_size=8)

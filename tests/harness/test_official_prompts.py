@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.evaluate import EvalConfig, evaluate
+from harness.loop.protocol import SYSTEM_PROMPT
 from harness.plugins import Harness
-from harness.protocol import SYSTEM_PROMPT
 from harness.records import Sample
+from harness.run.evaluate import EvalConfig, evaluate
 
 MVBENCH_SYSTEM = (
     "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from harness.data import DataError, load_samples, open_media
-from harness.evaluate import EvalConfig, evaluate
 from harness.plugins import Harness
+from harness.run.evaluate import EvalConfig, evaluate
 from harness_tasks import vstar
 
 

@@ -18,10 +18,10 @@ import pixel_reasoner_reference as ref
 import pytest
 from PIL import Image
 
-from harness.episode import Episode
-from harness.limits import Limits
-from harness.policy import Reply
-from harness.protocol import parse_reply
+from harness.loop.episode import Episode
+from harness.loop.limits import Limits
+from harness.loop.policy import Reply
+from harness.loop.protocol import parse_reply
 from harness.records import Sample
 from harness.tools import BUILTIN_TOOLS
 

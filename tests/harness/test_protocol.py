@@ -1,4 +1,4 @@
-"""harness.protocol: reply parsing and the exact strings the released model saw."""
+"""harness.loop.protocol: reply parsing and the exact strings the released model saw."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness.protocol import (
+from harness.loop.protocol import (
     SYSTEM_PROMPT,
     parse_reply,
     render_crop,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.records import Sample, SampleScore, Trajectory, Turn
-from harness.results import (
+from harness.run.results import (
     RunDirError,
     SampleRecord,
     SamplesWriter,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from harness.backends.scripted import boxed, tool_call_text
+from harness.loop.policy import Policy, Reply, Request, Sampling
+from harness.loop.rollout import Job, RolloutConfig, rollout, run_jobs, sample_seed
 from harness.plugins import Harness
-from harness.policy import Policy, Reply, Request, Sampling
 from harness.records import Sample
-from harness.rollout import Job, RolloutConfig, rollout, run_jobs, sample_seed
 
 CROP = tool_call_text("crop_image_normalized", {"bbox_2d": [0.2, 0.2, 0.6, 0.6], "target_image": 1})
 
@@ -315,7 +315,7 @@ def test_preparation_failures_finishing_out_of_order_never_stall_the_engine(
     """Regression: failures admitted in one pass freed room to prepare more, but the engine then
     waited for an event with nothing in flight (a hang). Here every sample fails to prepare and
     sample 5 fails last, after 6, 7 and 8 (batch 2, 2 workers: room for 4 ahead)."""
-    import harness.rollout as rollout_module
+    import harness.loop.rollout as rollout_module
     from harness.backends.scripted import OraclePolicy
     from harness.data import MediaError
     from harness.plugins import make_plugin_manager

@@ -1,4 +1,4 @@
-"""One writer per run folder (harness/runlock.py): a second eval, resume, merge or rescore on a
+"""One writer per run folder (harness/run/runlock.py): a second eval, resume, merge or rescore on a
 folder in use is refused in one line naming the holder and writes nothing; a lock left by a dead
 process is taken over and said; results files get the umask's mode, not mkstemp's 0600."""
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import runlock
-from harness.evaluate import EvalConfig, evaluate
-from harness.merge import MergeError, merge
 from harness.plugins import Harness, make_plugin_manager
-from harness.results import RunDirError, read_samples
-from harness.runlock import LOCK_NAME, LockInfo, RunLock, RunLockError
+from harness.run import runlock
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.run.merge import MergeError, merge
+from harness.run.results import RunDirError, read_samples
+from harness.run.runlock import LOCK_NAME, LockInfo, RunLock, RunLockError
 
 CONFIG = EvalConfig(tasks="vstar", model="scripted:oracle", limit=3, batch_size=2)
 
@@ -253,7 +253,7 @@ def test_a_lock_kept_by_a_child_of_a_dead_holder_is_reported_as_such(tmp_path: P
     refusal says that the pid named has ended."""
     code = (
         "import os, sys, time\n"
-        "from harness.runlock import RunLock\n"
+        "from harness.run.runlock import RunLock\n"
         f"RunLock({str(tmp_path)!r}, 'eval').acquire()\n"
         "child = os.fork()\n"
         "if child == 0:\n"

@@ -8,8 +8,8 @@ import pytest
 
 from harness.backends import BackendContext, parse_model_args, split_model
 from harness.backends.scripted import oracle_box
+from harness.loop.policy import Policy, Request, Sampling
 from harness.plugins import Harness
-from harness.policy import Policy, Request, Sampling
 from harness.records import Sample
 
 SYSTEM_WITH_TOOLS = {"role": "system", "content": [{"type": "text", "text": "x <tools>\n{}\n</tools>"}]}

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from harness.evaluate import EvalConfig
-from harness.limits import Limits
+from harness.loop.limits import Limits
 from harness.records import Sample
-from harness.shard import (
+from harness.run.evaluate import EvalConfig
+from harness.run.shard import (
     Shard,
     canonical_order,
     data_revision,

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.evaluate import EvalConfig, evaluate
 from harness.plugins import Harness, make_plugin_manager
-from harness.runlock import LOCK_NAME, LockInfo
+from harness.run.evaluate import EvalConfig, evaluate
+from harness.run.runlock import LOCK_NAME, LockInfo
 
 KILLS = 5
 SEED = 20260

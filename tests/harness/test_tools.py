@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
 from harness.tools import (
     BUILTIN_TOOLS,
     CROP_TOOL,

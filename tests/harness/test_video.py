@@ -12,7 +12,7 @@ import pytest
 from mvbench_reference import official_get_index
 from PIL import Image
 
-from harness.video import VideoError, read_frames, segment_indices
+from harness.data.video import VideoError, read_frames, segment_indices
 
 BIG = 10**9
 STEP = 8  # grey level per frame number

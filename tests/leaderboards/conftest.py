@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.evaluate import EvalConfig, evaluate
 from harness.plugins import Harness, make_plugin_manager
 from harness.records import MetricValue, RunResult, TaskResult
+from harness.run.evaluate import EvalConfig, evaluate
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def write_run(tmp_path: Path) -> Callable[[str, RunResult], Path]:
     """Write a RunResult as ``tmp_path/<name>/results.json``; return the folder."""
 
     def write(name: str, result: RunResult) -> Path:
-        from harness.results import write_json_atomic
+        from harness.run.results import write_json_atomic
 
         folder = tmp_path / name
         write_json_atomic(folder / "results.json", result.to_dict())

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from harness.records import Observation, Sample, SampleScore, Trajectory, Turn
-from harness.results import SampleRecord
+from harness.run.results import SampleRecord
 from harness_leaderboards.analytics import (
     Box,
     Look,

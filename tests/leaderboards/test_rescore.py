@@ -12,7 +12,7 @@ import pytest
 from harness import hookimpl
 from harness.plugins import Harness, UnknownNameError, make_plugin_manager
 from harness.records import RunResult, Sample, Trajectory
-from harness.results import read_samples
+from harness.run.results import read_samples
 from harness.task import Scored, TaskSpec
 from harness_leaderboards.build import build_report
 from harness_leaderboards.load import ReportError, ReportWarning

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from harness import cli
-from harness.results import SAMPLES, SampleRecord, SamplesWriter, read_samples
+from harness.run.results import SAMPLES, SampleRecord, SamplesWriter, read_samples
 from harness_leaderboards.load import ReportError, ReportWarning
 from harness_leaderboards.viewer import view
 

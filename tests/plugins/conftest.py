@@ -18,7 +18,7 @@ def tiny_model() -> Path:
     """The embedded tiny model, built once into this session's ``$HARNESS_CACHE_DIR``."""
     if not HAVE_TRAIN:
         pytest.skip(TRAIN_REASON)
-    from harness.tiny import ensure_tiny_model
+    from harness.backends.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 

@@ -28,8 +28,8 @@ import harness_plugins.curiosity_grpo as grpo
 import harness_plugins.grpo_generation as generation
 from harness.backends.vllm_engine import VLLMOptions, engine_kwargs
 from harness.cli import main
+from harness.loop.policy import Reply, Request
 from harness.plugins import Harness
-from harness.policy import Reply, Request
 from harness_plugins.curiosity_grpo import GRPOTrainConfig
 from harness_plugins.grpo_generation import Generator, server_url
 
@@ -179,7 +179,7 @@ def test_batched_merges_concurrent_callers_into_one_engine_call(harness_instance
     from concurrent.futures import ThreadPoolExecutor
 
     from harness.data import load_samples
-    from harness.policy import Sampling
+    from harness.loop.policy import Sampling
 
     inner = CountingPolicy()
     batched = generation.Batched(inner, max_batch=4, window=5.0)  # returns as soon as 4 are queued
@@ -199,8 +199,8 @@ def test_batched_merges_concurrent_callers_into_one_engine_call(harness_instance
 
 def test_concurrent_generations_give_the_sequential_rollouts(harness_instance: Harness) -> None:
     from harness.data import load_samples
-    from harness.limits import Limits
-    from harness.rollout import RolloutConfig
+    from harness.loop.limits import Limits
+    from harness.loop.rollout import RolloutConfig
     from harness_plugins.curiosity_grpo import Recorder, collect
 
     spec = harness_instance.task("vstar")
@@ -382,7 +382,7 @@ def test_server_rollouts_over_http_and_weights_through_the_client(
     harness_instance: Harness,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from harness.serve import make_server
+    from harness.interop.serve import make_server
 
     served = SeedPolicy()
     http = make_server(served, 0, "served-tiny")  # type: ignore[arg-type]

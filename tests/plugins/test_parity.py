@@ -11,12 +11,12 @@ from train_support import SMALL_LIMITS
 
 from harness.cli import main
 from harness.data import load_samples
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy, Request, Sampling
+from harness.loop.rollout import RolloutConfig, make_episode
 from harness.plugins import Harness
-from harness.policy import Policy, Request, Sampling
 from harness.records import Sample
-from harness.results import read_samples
-from harness.rollout import RolloutConfig, make_episode
+from harness.run.results import read_samples
 from harness_plugins.curiosity_grpo import Recorder, collect
 from harness_plugins.traces import play
 

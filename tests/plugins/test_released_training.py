@@ -16,11 +16,11 @@ from train_support import SMALL_LIMITS, needs_train
 
 from harness.cli import main
 from harness.data import DataError
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy
+from harness.loop.rollout import RolloutConfig
 from harness.plugins import Harness
-from harness.policy import Policy
 from harness.records import Sample
-from harness.rollout import RolloutConfig
 from harness_plugins.pr_data import load_rl_data, read_sft_data, write_rl_repo
 from harness_plugins.traces import CORRECTION_THOUGHT, synthesize, trace_styles, wrong_box
 
@@ -322,7 +322,7 @@ def test_released_preset_and_show_config(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_released_top_k_reaches_every_turns_sampling() -> None:
     """The released GRPO sampled with top-k 40: the rollouts' Sampling carries it on both turns."""
-    from harness.policy import Sampling
+    from harness.loop.policy import Sampling
     from harness_plugins.curiosity_grpo import Recorder
 
     class Stub:

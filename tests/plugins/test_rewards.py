@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.loop.policy import Policy
+from harness.loop.rollout import RolloutConfig, rollout
 from harness.plugins import Harness
-from harness.policy import Policy
 from harness.records import Sample
-from harness.rollout import RolloutConfig, rollout
 from harness_plugins.rewards import (
     CuriosityConfig,
     Outcome,

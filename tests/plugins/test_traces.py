@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.rollout import RolloutConfig
 from harness.plugins import Harness
 from harness.records import Sample
-from harness.rollout import RolloutConfig
-from harness.scoring_modes import score_trajectory
+from harness.scoring.modes import score_trajectory
 from harness_plugins.traces import read_pixel_reasoner_sft, synthesize, to_trl_example, trace_replies
 
 

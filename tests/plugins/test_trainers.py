@@ -11,10 +11,10 @@ from train_support import SMALL_LIMITS
 
 from harness.cli import main
 from harness.data import load_samples
-from harness.limits import Limits
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy
+from harness.loop.rollout import RolloutConfig
 from harness.plugins import Harness
-from harness.policy import Policy
-from harness.rollout import RolloutConfig
 from harness_plugins.curiosity_grpo import GRPOTrainConfig, Recorder, collect, optimise
 
 CONFIGS = Path(__file__).resolve().parents[2] / "plugins" / "configs"

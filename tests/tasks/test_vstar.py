@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from harness.limits import Limits
+from harness.loop.limits import Limits
 from harness.records import Sample
 from harness.task import Scored
 from harness.tools import crop_image_normalized, resize_to_budget

@@ -15,9 +15,9 @@ by default, as in the released code).
 This module is the model side and stays light (PIL only; ``plugins/grpo_generation.py`` imports
 :class:`Batcher` from here): the :class:`Batcher`, the request limits (:class:`ServeOptions`),
 request validation (:func:`parse_completion`: the pydantic body model of
-:mod:`harness.serve_schema`, then every image's pixel count read from its header *before* it is
+:mod:`harness.interop.serve_schema`, then every image's pixel count read from its header *before* it is
 decoded) and the response body. The HTTP side (uvicorn + Starlette: keep-alive, listen backlog,
-read timeouts, body limit, API key, JSON errors for malformed HTTP) is :mod:`harness.serve_http`.
+read timeouts, body limit, API key, JSON errors for malformed HTTP) is :mod:`harness.interop.serve_http`.
 Every refusal is an :class:`HTTPError`: a 4xx with an OpenAI-style JSON error body whose
 ``param`` names the field.
 """
@@ -36,13 +36,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .limits import Limits
-from .policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
-from .protocol import TOOL_END
-from .records import Sample
+from harness.loop.limits import Limits
+from harness.loop.policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
+from harness.loop.protocol import TOOL_END
+from harness.records import Sample
 
 if TYPE_CHECKING:
-    from .serve_http import Server
+    from harness.interop.serve_http import Server
 
 HOST = "127.0.0.1"
 DEFAULT_MAX_TOKENS = 2048
@@ -196,8 +196,8 @@ def check_pixels(messages: Any, budget: int) -> int:
 
 def parse_completion(body: Any, max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS) -> Completion:
     """Validate an OpenAI chat-completions body into a :class:`Request` (:class:`HTTPError` if bad)."""
-    from .backends.chat import BadRequest, from_openai_messages
-    from .serve_schema import validate_body
+    from harness.backends.chat import BadRequest, from_openai_messages
+    from harness.interop.serve_schema import validate_body
 
     parsed = validate_body(body)
     check_pixels(parsed.messages, max_request_pixels)
@@ -255,9 +255,9 @@ def make_server(
     verbose: bool = False,
     options: ServeOptions | None = None,
 ) -> Server:
-    """A bound :class:`harness.serve_http.Server` for ``policy`` on 127.0.0.1:``port`` (0: a free
+    """A bound :class:`harness.interop.serve_http.Server` for ``policy`` on 127.0.0.1:``port`` (0: a free
     port; ``options`` overrides everything); run it with ``serve_forever()`` (in a thread is fine)."""
-    from .serve_http import Server
+    from harness.interop.serve_http import Server
 
     options = options or ServeOptions(port=port, max_batch=max_batch, verbose=verbose)
     return Server(policy, model, options)
@@ -265,12 +265,12 @@ def make_server(
 
 def serve(model: str, model_args: dict[str, str], options: ServeOptions) -> None:
     """Load the backend, then serve until interrupted (``harness serve``)."""
-    from .backends import BackendContext, split_model
-    from .backends.options import MissingExtra
-    from .plugins import Harness
+    from harness.backends import BackendContext, split_model
+    from harness.backends.options import MissingExtra
+    from harness.plugins import Harness
 
     try:
-        from .serve_http import bind, run_server
+        from harness.interop.serve_http import bind, run_server
     except ImportError as exc:
         raise MissingExtra(
             f"harness serve needs uvicorn, starlette and pydantic ({exc.name} is missing): "

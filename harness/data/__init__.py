@@ -3,7 +3,7 @@
 - ``synthetic`` / ``synthetic:SEED``: each task's offline generator, cached under
   ``$HARNESS_CACHE_DIR`` (default ``~/.cache/pixel-harness``) per task, version and seed.
 - ``hub`` / ``hub:KEY=VALUE,...``: the real benchmarks from the Hugging Face Hub, read by each
-  task's ``load_hub`` (options in :mod:`harness.hub`: ``mirror=DIR``, ``cache_dir=DIR``,
+  task's ``load_hub`` (options in :mod:`harness.data.hub`: ``mirror=DIR``, ``cache_dir=DIR``,
   ``tallyqa=DIR``, ``revision=REV``).
 - ``parquet:PATH``: a Pixel-Reasoner eval parquet (columns ``qid``, ``question``, ``answer``,
   ``image``, ``is_video``; image paths relative to the parquet's folder, where the released
@@ -15,12 +15,12 @@
 
 A missing file, column or field is a :class:`DataError` naming the file, the row and the field.
 
-Media paths always resolve inside the sample's root (:func:`harness.confine.confined`): ``..``,
+Media paths always resolve inside the sample's root (:func:`harness.data.confine.confined`): ``..``,
 absolute paths and symlinks that lead out of it are refused, the frame files of a frame folder
 included; the resolved path is what gets opened.
 Images larger than :data:`MAX_IMAGE_PIXELS` (decompression bombs) are refused before decoding.
 A video sample with one media path that is a video file or a frame folder is decoded to
-``metadata["num_segments"]`` (16) frames by :mod:`harness.video`, within ``metadata["bound"]``
+``metadata["num_segments"]`` (16) frames by :mod:`harness.data.video`, within ``metadata["bound"]``
 (start, end seconds) when set. A missing, escaping, oversized or broken image or video raises
 :class:`MediaError` naming the sample and the field; the rollout records it as that sample's
 error and goes on.
@@ -37,9 +37,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .confine import PathEscape, confined
-from .records import Sample
-from .task import TaskSpec
+from harness.data.confine import PathEscape, confined
+from harness.records import Sample
+from harness.task import TaskSpec
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -156,7 +156,7 @@ def _media_paths(where: str, media: Any) -> list[str]:
 
 def load_hub(spec: TaskSpec, arg: str) -> list[Sample]:
     """``--data hub[:options]``: the task's real data through its ``load_hub``."""
-    from .hub import HubOptions
+    from harness.data.hub import HubOptions
 
     if spec.load_hub is None:
         raise DataError(f"task {spec.name} has no hub source; use --data parquet:PATH or jsonl:PATH")
@@ -267,7 +267,7 @@ def _open_image(sample: Sample, field: str, path: Path, limit: int) -> Image:
 
 
 def _open_video(sample: Sample, path: Path, limit: int) -> list[Image]:
-    from .video import VideoError, read_frames
+    from harness.data.video import VideoError, read_frames
 
     bound = sample.metadata.get("bound")
     try:
@@ -291,7 +291,7 @@ def open_media(sample: Sample, *, max_pixels: int | None = None) -> list[Image]:
     """Open every image (or the video's sampled frames) of ``sample`` as RGB, fully decoded."""
     from PIL import Image as PILImage
 
-    from .video import VIDEO_SUFFIXES
+    from harness.data.video import VIDEO_SUFFIXES
 
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     # PIL refuses outright at twice its limit and warns above it; the check above is exact.

@@ -19,7 +19,7 @@ Conventions (following the released multi-turn loop in ``experience_maker.py``):
   limit (``max_ops``, ``max_images``, ``context``) or a backend error: the scorer then sees no
   answer. (The released scorer read the last ``\\boxed{}`` of the whole transcript instead; the
   turns keep every reply for a compatibility scorer that wants that.)
-- Images (see harness/limits.py): the tools hold each input bounded to ``source_*_pixels``, each
+- Images (see harness/loop/limits.py): the tools hold each input bounded to ``source_*_pixels``, each
   crop at its "Image Size" and each video frame at its "Frame Size"; the messages carry every
   image resized once more into ``min_pixels``..``max_pixels``, as the released engine's processor
   showed it. ``Trajectory.shown_sizes`` and ``Observation.shown_sizes`` record those sizes.
@@ -42,12 +42,12 @@ from typing import Any
 
 from PIL import Image
 
-from .limits import Limits
-from .policy import Reply
-from .protocol import SYSTEM_PROMPT, parse_reply, render_error, system_prompt, user_text
-from .records import EndReason, Observation, Sample, ToolCall, Trajectory, Turn, clean_text
-from .task import PROMPT_MODES, PromptMode
-from .tools import SeenImage, ToolContext, ToolError, ToolResult, ToolSpec, resize_to_budget
+from harness.loop.limits import Limits
+from harness.loop.policy import Reply
+from harness.loop.protocol import SYSTEM_PROMPT, parse_reply, render_error, system_prompt, user_text
+from harness.records import EndReason, Observation, Sample, ToolCall, Trajectory, Turn, clean_text
+from harness.task import PROMPT_MODES, PromptMode
+from harness.tools import SeenImage, ToolContext, ToolError, ToolResult, ToolSpec, resize_to_budget
 
 Message = dict[str, Any]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -99,7 +99,7 @@ class Episode:
 
         # Two copies of every image, as in the released evaluation: the one the tools hold (crops
         # are cut from it; its size is the text of a tool result) and the one the model is shown,
-        # resized once more into the engine's min_pixels..max_pixels (see harness/limits.py).
+        # resized once more into the engine's min_pixels..max_pixels (see harness/loop/limits.py).
         self.frames: list[Image.Image] = []
         self._seen: list[SeenImage] = []
         self._shown: list[Image.Image] = []

@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .confine import PathEscape, confined
+from harness.data.confine import PathEscape, confined
 
 if TYPE_CHECKING:
     from datasets import Dataset

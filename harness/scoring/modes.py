@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import hookimpl
-from .records import Sample, SampleScore, Trajectory
-from .task import Scored, TaskSpec
+from harness import hookimpl
+from harness.records import Sample, SampleScore, Trajectory
+from harness.task import Scored, TaskSpec
 
 ScoringMode = Callable[[TaskSpec, Sample, Trajectory], Scored]
 DEFAULT_MODE = "official"

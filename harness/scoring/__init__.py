@@ -19,7 +19,7 @@ from typing import Literal
 
 from rapidfuzz.distance import Levenshtein
 
-from .records import MetricValue
+from harness.records import MetricValue
 
 AnlsRule = Literal["rrc_script", "paper"]
 
@@ -394,7 +394,7 @@ def aggregate(values: Sequence[float]) -> MetricValue:
     """Mean, standard error of the mean (lm-eval's ``mean_stderr``: sample std / sqrt(n)) and n.
 
     The closed form is what lm-eval itself reports for a mean metric (``stderr_for_metric``
-    bootstraps only other statistics, :func:`harness.stats.bootstrap_stderr`), so our stderr equals
+    bootstraps only other statistics, :func:`harness.scoring.stats.bootstrap_stderr`), so our stderr equals
     lm-eval's on the same scores.
 
     ``n == 1`` has stderr 0.0; no values give ``MetricValue(nan, nan, 0)``: an empty

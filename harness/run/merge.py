@@ -1,7 +1,7 @@
 """``harness merge DIR... --output_path OUT``: combine shard folders into one run folder.
 
 Every number is recomputed from the merged samples with the function a single run uses
-(:func:`harness.evaluate.build_result`, hence :func:`harness.results.task_result`), never by
+(:func:`harness.run.evaluate.build_result`, hence :func:`harness.run.results.task_result`), never by
 averaging shard averages: metrics, standard errors (bootstrap ones included), breakdowns and
 tool statistics equal those of the unsharded run, and ``OUT`` has the same layout
 (``results.json``, ``samples.jsonl``, ``run_config.json``, ``crops/``), so leaderboards and
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .confine import PathEscape, confined
-from .plugins import Harness
-from .records import RunResult
-from .results import (
+from harness.data.confine import PathEscape, confined
+from harness.plugins import Harness
+from harness.records import RunResult
+from harness.run.results import (
     CROPS,
     RESULTS,
     RUN_CONFIG,
@@ -43,10 +43,10 @@ from .results import (
     write_json_atomic,
     write_lines_atomic,
 )
-from .runlock import RunLock, holder
-from .scoring_modes import DEFAULT_MODE, score_trajectory
-from .shard import Shard, canonical_order, field_value, fingerprint, fingerprint_difference
-from .task import TaskSpec
+from harness.run.runlock import RunLock, holder
+from harness.run.shard import Shard, canonical_order, field_value, fingerprint, fingerprint_difference
+from harness.scoring.modes import DEFAULT_MODE, score_trajectory
+from harness.task import TaskSpec
 
 # Scores are recomputed from the trajectory on merge; they must equal the recorded ones (up to
 # float noise: the same scorer on the same reply gives the same float).
@@ -200,7 +200,7 @@ def _specs(runs: Sequence[ShardRun], harness: Harness) -> list[TaskSpec]:
 
 def _verify_scores(runs: Sequence[ShardRun], specs: Sequence[TaskSpec], harness: Harness) -> None:
     """Score every sample again from its trajectory, as evaluation does
-    (:func:`harness.scoring_modes.score_trajectory` with the run's scoring mode), and refuse a
+    (:func:`harness.scoring.modes.score_trajectory` with the run's scoring mode), and refuse a
     recorded score that is not a finite number or that differs (a tampered or corrupted file)."""
     by_name = {s.name: s for s in specs}
     mode_name = str(runs[0].config.get("scoring") or DEFAULT_MODE)
@@ -303,7 +303,7 @@ def merge(
 
 
 def _merge(paths: Sequence[Path], out: Path, allow_partial: bool, harness: Harness) -> RunResult:
-    from .evaluate import build_result
+    from harness.run.evaluate import build_result
 
     for folder in paths:
         busy = holder(folder)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .records import Sample
+from harness.records import Sample
 
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 # Sources whose argument is a local file: hashed, so the same file on another machine matches.

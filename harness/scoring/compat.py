@@ -34,11 +34,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import hookimpl
-from .records import Sample, Trajectory
-from .scoring import anls, extract_answer_span
-from .scoring_modes import ScoringMode
-from .task import Scored, TaskSpec
+from harness import hookimpl
+from harness.records import Sample, Trajectory
+from harness.scoring import anls, extract_answer_span
+from harness.scoring.modes import ScoringMode
+from harness.task import Scored, TaskSpec
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>")
 ASSISTANT = "<|im_start|>assistant\n"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .confine import confined
+from harness.data.confine import confined
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -92,7 +92,7 @@ def read_frames(
     """Sample ``num_segments`` frames of a video file, gif or frame folder (official rule).
 
     With ``root``, every frame file of a folder is resolved (symlinks followed) and one that
-    leads out of ``root`` raises :class:`harness.confine.PathEscape` before it is opened.
+    leads out of ``root`` raises :class:`harness.data.confine.PathEscape` before it is opened.
     """
     if path.is_dir():
         return _read_folder(path, num_segments, bound, max_pixels, root or path)

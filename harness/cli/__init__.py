@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, cast
 
-from .cli_support import (
+from harness.cli.support import (
     EvalArgs,
     HarnessParser,
     closing_lines,
@@ -20,7 +20,7 @@ from .cli_support import (
     drop_if_empty,
     parse_limit,
 )
-from .limits import Limits
+from harness.loop.limits import Limits
 
 EPILOG = (
     "Scripted policies (scripted:oracle, scripted:random, scripted:replay:FILE) are test doubles, not models."
@@ -32,7 +32,7 @@ class CliError(Exception):
 
 
 def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .data import DEFAULT_SYNTHETIC_SIZE
+    from harness.data import DEFAULT_SYNTHETIC_SIZE
 
     p = sub.add_parser(
         "eval",
@@ -78,7 +78,7 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "earlier crop_image (pixel-coordinate wording)",
     )
     p.add_argument("--batch_size", type=int, default=8, help="episodes in flight at once")
-    from .media_pool import default_workers, workers_arg
+    from harness.data.media_pool import default_workers, workers_arg
 
     p.add_argument(
         "--workers",
@@ -128,9 +128,9 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import EvalConfig, evaluate, format_results
-    from .launch import accelerate_process, evaluate_launched
-    from .plugins import Harness
+    from harness.plugins import Harness
+    from harness.run.evaluate import EvalConfig, evaluate, format_results
+    from harness.run.launch import accelerate_process, evaluate_launched
 
     if args.resume and not args.output_path:
         raise CliError("--resume needs --output_path (the run folder to continue)")
@@ -185,7 +185,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from .plugins import Harness
+    from harness.plugins import Harness
 
     for spec in Harness().tasks.values():
         print(
@@ -252,8 +252,8 @@ class _TrainHelp(argparse.Action):
         parser.print_help()
         plugin = getattr(namespace, "plugin", None)
         if plugin:
-            from .plugins import Harness
-            from .trainer import config_listing
+            from harness.plugins import Harness
+            from harness.trainer import config_listing
 
             try:
                 listing = config_listing(Harness().trainer(plugin))
@@ -265,7 +265,7 @@ class _TrainHelp(argparse.Action):
 
 
 def _train_epilog() -> str:
-    from .trainer import accelerate_configs
+    from harness.trainer import accelerate_configs
 
     configs = accelerate_configs()
     if not configs:
@@ -286,8 +286,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .plugins import Harness
-    from .trainer import accelerate_configs, load_config
+    from harness.plugins import Harness
+    from harness.trainer import accelerate_configs, load_config
 
     if args.accelerate_config is not None:
         configs = accelerate_configs()
@@ -310,7 +310,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append("resume=true")
     config = load_config(spec, Path(args.config) if args.config else None, overrides)
     if args.show_config:
-        from .trainer import config_listing
+        from harness.trainer import config_listing
 
         print(config_listing(spec, config))
         return 0
@@ -324,7 +324,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugins import Harness
+    from harness.plugins import Harness
 
     harness = Harness()
     for info in harness.plugin_info():
@@ -403,9 +403,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _cmd_rescore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness.run.evaluate import format_results
     from harness_leaderboards.rescore import rescore
-
-    from .evaluate import format_results
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -427,7 +426,7 @@ def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("dir", metavar="DIR", help="output folder (must not exist or be empty)")
     p.add_argument("--seed", type=int, default=0, help="weight seed (same seed, same files)")
-    from .serve import ServeOptions
+    from harness.interop.serve import ServeOptions
 
     serve_defaults = ServeOptions()
     p = sub.add_parser(
@@ -463,8 +462,8 @@ def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
-    from .backends.options import MissingExtra
-    from .tiny import build_tiny_model
+    from harness.backends.options import MissingExtra
+    from harness.backends.tiny import build_tiny_model
 
     try:
         import torch  # noqa: F401
@@ -484,8 +483,8 @@ def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from .backends import parse_model_args
-    from .serve import ServeOptions, serve
+    from harness.backends import parse_model_args
+    from harness.interop.serve import ServeOptions, serve
 
     api_key = args.api_key
     if args.api_key_env:
@@ -529,8 +528,8 @@ def _add_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from .evaluate import format_results
-    from .merge import merge
+    from harness.run.evaluate import format_results
+    from harness.run.merge import merge
 
     result = merge(args.dirs, args.output_path, allow_partial=args.allow_partial)
     print(format_results(result))
@@ -547,7 +546,7 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "export-lm-eval",
         help="write an lm-eval task folder (notool mode) for the image tasks",
         description="Write lm-eval YAML tasks + utils.py + the samples for the single-turn notool mode; "
-        "run them with lm_eval.simple_evaluate and harness.lm_eval_bridge.HarnessLM. "
+        "run them with lm_eval.simple_evaluate and harness.interop.lm_eval_bridge.HarnessLM. "
         "Video tasks (mvbench) cannot go through lm-eval.",
     )
     p.add_argument("directory", help="output folder (created)")
@@ -561,8 +560,8 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_export_lm_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .lm_eval_bridge import export_tasks
-    from .plugins import Harness
+    from harness.interop.lm_eval_bridge import export_tasks
+    from harness.plugins import Harness
 
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be >= 1, got {args.limit}")
@@ -578,7 +577,7 @@ def _cmd_export_lm_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from harness import __version__
 
     parser = HarnessParser(prog="harness", description="Evaluate and train pixel-space reasoning VLMs.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -613,9 +612,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .data import DataError
-    from .plugins import PluginError, UnknownNameError
-    from .results import RunDirError
+    from harness.data import DataError
+    from harness.plugins import PluginError, UnknownNameError
+    from harness.run.results import RunDirError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

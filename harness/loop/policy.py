@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .records import Sample
+from harness.records import Sample
 
 FinishReason = Literal["stop", "length", "error"]
 DEFAULT_STOP: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")

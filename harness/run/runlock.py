@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .results import RunDirError
+from harness.run.results import RunDirError
 
 LOCK_NAME = ".harness.lock"
 # flock errors that mean "this filesystem cannot lock", not "someone holds it".

@@ -8,7 +8,7 @@ timeout for a request head that arrives slowly or never (here: ``--read_timeout`
 the connection or from the previous response; a partial head gets a 408, an idle connection is
 closed). The routes check the API key in constant time before reading anything, read the body
 with a size limit and a per-read timeout, then validate and decode it in a worker thread
-(:func:`harness.serve.parse_completion`) and wait for the :class:`~harness.serve.Batcher` without
+(:func:`harness.interop.serve.parse_completion`) and wait for the :class:`~harness.interop.serve.Batcher` without
 holding a thread, so a thousand waiting clients cost a thousand coroutines.
 """
 
@@ -36,10 +36,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .policy import Policy
-from .serve import Batcher, HTTPError, ServeOptions, completion_response, parse_completion
+from harness.interop.serve import Batcher, HTTPError, ServeOptions, completion_response, parse_completion
+from harness.loop.policy import Policy
 
-log = logging.getLogger("harness.serve")
+log = logging.getLogger("harness.interop.serve")
 
 
 def _raw_response(exc: HTTPError) -> bytes:

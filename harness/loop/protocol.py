@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .records import ToolCall
-from .task import PromptMode
+from harness.records import ToolCall
+from harness.task import PromptMode
 
 if TYPE_CHECKING:
-    from .tools import ToolSpec
+    from harness.tools import ToolSpec
 
 TOOL_START = "<tool_call>"
 TOOL_END = "</tool_call>"

@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backends import BackendContext, split_model
-from .data import DataError, load_samples
-from .limits import Limits
-from .plugins import Harness
-from .policy import Policy, Sampling
-from .records import RunResult, Sample
-from .results import (
+from harness.backends import BackendContext, split_model
+from harness.data import DataError, load_samples
+from harness.loop.limits import Limits
+from harness.loop.policy import Policy, Sampling
+from harness.loop.rollout import RolloutConfig, rollout
+from harness.plugins import Harness
+from harness.records import RunResult, Sample
+from harness.run.results import (
     CROPS,
     RESULTS,
     SAMPLES,
@@ -29,11 +30,10 @@ from .results import (
     task_result,
     write_json_atomic,
 )
-from .rollout import RolloutConfig, rollout
-from .runlock import RunLock
-from .shard import Shard, fingerprint
-from .task import PromptMode, TaskSpec
-from .tools import tools_for_protocol
+from harness.run.runlock import RunLock
+from harness.run.shard import Shard, fingerprint
+from harness.task import PromptMode, TaskSpec
+from harness.tools import tools_for_protocol
 
 PACKAGES = (
     "pixel-harness",
@@ -73,7 +73,7 @@ class EvalConfig:
     output_path: str | None = None
     log_crops: bool = False
     resume: bool = False
-    shard: str | None = None  # "I/N": evaluate only this part of the samples (harness/shard.py)
+    shard: str | None = None  # "I/N": evaluate only this part of the samples (harness/run/shard.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -128,7 +128,7 @@ def evaluate(
 ) -> RunResult:
     """Run an evaluation; with ``output_path`` every sample is on disk as soon as it finishes.
 
-    The output folder is locked for the whole run (:class:`harness.runlock.RunLock`): a second
+    The output folder is locked for the whole run (:class:`harness.run.runlock.RunLock`): a second
     run, resume or merge into it is refused in one line naming this one, before writing anything.
     """
     if not config.output_path:

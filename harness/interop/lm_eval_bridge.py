@@ -17,7 +17,7 @@ Run it from Python (``lm-eval run`` cannot find a model defined outside lm-eval)
 
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
-    from harness.lm_eval_bridge import HarnessLM
+    from harness.interop.lm_eval_bridge import HarnessLM
     simple_evaluate(model=HarnessLM(model="scripted:random"), tasks=["pixel_harness_vstar"],
                     task_manager=TaskManager(include_path="DIR", include_defaults=False))
 """
@@ -33,20 +33,20 @@ from typing import Any
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_aggregation, register_metric, register_model
 
-from .data import load_samples
-from .limits import Limits
-from .plugins import Harness, make_plugin_manager
-from .policy import DEFAULT_STOP, Policy, Request, Sampling
-from .protocol import SYSTEM_PROMPT, user_text
-from .records import Sample, SampleScore
-from .rollout import sample_seed
-from .task import TaskSpec
-from .tools import shown_input
+from harness.data import load_samples
+from harness.loop.limits import Limits
+from harness.loop.policy import DEFAULT_STOP, Policy, Request, Sampling
+from harness.loop.protocol import SYSTEM_PROMPT, user_text
+from harness.loop.rollout import sample_seed
+from harness.plugins import Harness, make_plugin_manager
+from harness.records import Sample, SampleScore
+from harness.task import TaskSpec
+from harness.tools import shown_input
 
 TASK_PREFIX = "pixel_harness_"
 UTILS = '''"""lm-eval hooks of the pixel-harness tasks (written by `harness export-lm-eval`)."""
 
-from harness.lm_eval_bridge import doc_to_image, doc_to_target, doc_to_text, load_docs, process_results, register
+from harness.interop.lm_eval_bridge import doc_to_image, doc_to_target, doc_to_text, load_docs, process_results, register
 
 register()
 __all__ = ["doc_to_image", "doc_to_target", "doc_to_text", "load_docs", "process_results"]
@@ -115,7 +115,7 @@ def doc_to_text(doc: Mapping[str, Any]) -> str:
 
 def doc_to_image(doc: Mapping[str, Any]) -> list[Any]:
     """The sample's images, resized into the pixel budget exactly as an episode shows them."""
-    from .data import open_media
+    from harness.data import open_media
 
     sample = doc_sample(doc)
     budget = {k: int(v) for k, v in doc.items() if k.endswith("_pixels")}  # folders exported before
@@ -157,7 +157,7 @@ class HarnessLM(LM):  # type: ignore[misc]
 
     Give a built ``policy`` or a ``model`` spec (``scripted:random``, ...) with its
     ``model_args``. Each request carries the seed ``harness eval`` would use for that sample
-    (:func:`harness.rollout.sample_seed` of ``seed`` and the sample key), so a seeded policy
+    (:func:`harness.loop.rollout.sample_seed` of ``seed`` and the sample key), so a seeded policy
     answers as it does in ``harness eval --prompt notool``.
     """
 
@@ -175,7 +175,7 @@ class HarnessLM(LM):  # type: ignore[misc]
         if policy is None:
             if model is None:
                 raise ValueError("HarnessLM needs a policy or a model spec such as scripted:random")
-            from .evaluate import EvalConfig, build_policy
+            from harness.run.evaluate import EvalConfig, build_policy
 
             args = {k: str(v) for k, v in model_args.items()}
             policy = build_policy(

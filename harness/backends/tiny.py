@@ -25,9 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .backends.hf import transformers_module
-from .data import cache_dir
-from .protocol import (
+from harness.backends.hf import transformers_module
+from harness.data import cache_dir
+from harness.loop.protocol import (
     CROP_RESULT,
     ERROR_RESULT,
     FRAMES_RESULT,
@@ -326,7 +326,7 @@ def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)
-    info = {"builder": "harness.tiny", "version": TINY_VERSION, "seed": seed, "random_weights": True}
+    info = {"builder": "harness.backends.tiny", "version": TINY_VERSION, "seed": seed, "random_weights": True}
     (out / "harness_tiny.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out
 

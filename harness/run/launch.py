@@ -3,9 +3,9 @@
 When a launcher started several processes (``WORLD_SIZE`` > 1, or an MPI world size), rank and
 world size come from accelerate's :class:`accelerate.PartialState` (which also gives each
 process its own GPU: ``--model_args device=auto`` then means that GPU). Process ``I`` of ``N``
-evaluates shard ``I/N`` (:mod:`harness.shard`) into ``OUT/shard-I-of-N``; after accelerate's
+evaluates shard ``I/N`` (:mod:`harness.run.shard`) into ``OUT/shard-I-of-N``; after accelerate's
 barrier (``wait_for_everyone``) the main process merges them into ``OUT`` with
-:func:`harness.merge.merge`, so ``OUT`` is exactly what a single-process run writes.
+:func:`harness.run.merge.merge`, so ``OUT`` is exactly what a single-process run writes.
 ``--resume`` resumes every shard folder. There is no process-group code here: accelerate owns
 it. The barrier waits up to :data:`BARRIER_TIMEOUT` for the slowest shard.
 
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .results import SAMPLES, RunDirError
-from .shard import Shard
+from harness.run.results import SAMPLES, RunDirError
+from harness.run.shard import Shard
 
 if TYPE_CHECKING:
-    from .evaluate import EvalConfig
-    from .plugins import Harness
-    from .records import RunResult
+    from harness.plugins import Harness
+    from harness.records import RunResult
+    from harness.run.evaluate import EvalConfig
 
 WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 BARRIER_TIMEOUT = datetime.timedelta(hours=24)
@@ -72,7 +72,7 @@ def accelerate_process() -> Process | None:
         import torch
         from accelerate import PartialState
     except ImportError:
-        from .backends.options import MissingExtra
+        from harness.backends.options import MissingExtra
 
         raise MissingExtra(INSTALL_HINT) from None
     cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true"} or not torch.cuda.is_available()
@@ -97,8 +97,8 @@ def evaluate_launched(
 
     Returns the merged result on the main process and ``None`` on the others.
     """
-    from .evaluate import evaluate
-    from .merge import merge
+    from harness.run.evaluate import evaluate
+    from harness.run.merge import merge
 
     if config.shard:
         raise ValueError(

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from .suggest import suggestion
+from harness.cli.suggest import suggestion
 
 #: ``--gen_kwargs`` keys and the flag or ``--episode_limits`` key each one sets.
 GEN_KWARGS = {
@@ -145,8 +145,8 @@ class EvalArgs:
     """``harness eval``'s flags resolved: gen_kwargs merged, --limits alias, tiny default, --device."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .backends import parse_model_args
-        from .tiny import DEFAULT_MODEL, DEMO_MAX_NEW_TOKENS, DEMO_NOTE, is_tiny_model
+        from harness.backends import parse_model_args
+        from harness.backends.tiny import DEFAULT_MODEL, DEMO_MAX_NEW_TOKENS, DEMO_NOTE, is_tiny_model
 
         gen = parse_gen_kwargs(args.gen_kwargs)
         limits_text: str = args.episode_limits

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from .records import EndReason, MetricValue, Sample, SampleScore, TaskResult, Trajectory
-from .scoring import aggregate, breakdown
-from .shard import natural_key
-from .stats import bootstrap_stderr
-from .task import TaskSpec
+from harness.records import EndReason, MetricValue, Sample, SampleScore, TaskResult, Trajectory
+from harness.run.shard import natural_key
+from harness.scoring import aggregate, breakdown
+from harness.scoring.stats import bootstrap_stderr
+from harness.task import TaskSpec
 
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"

@@ -3,7 +3,7 @@
 Up to ``batch_size`` episodes are in flight at once, and each advances on its own: its next
 request goes to the policy as soon as its reply is back and its tool has run (no round barrier:
 an episode never waits for another's reply), and a finished one is replaced at once. Policies
-that take requests one at a time (``submit``, :class:`~harness.policy.AsyncPolicy`) get them
+that take requests one at a time (``submit``, :class:`~harness.loop.policy.AsyncPolicy`) get them
 that way; a policy with only ``generate(batch)`` gets whatever requests are waiting whenever it
 is free (:class:`~harness.backends.batcher.Batcher`). Media are opened, decoded and resized, and
 tools run, on a pool of worker threads (``workers``), the next samples prepared ahead of need
@@ -24,17 +24,17 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
-from .backends.batcher import Batcher
-from .data import MediaError, open_media
-from .episode import Episode, Message
-from .limits import Limits
-from .media_pool import default_workers, worker_pool
-from .policy import AsyncPolicy, Policy, Reply, Request, Sampling
-from .records import Sample, SampleScore, Trajectory
-from .results import SampleRecord
-from .scoring_modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
-from .task import PromptMode, TaskSpec
-from .tools import ToolSpec
+from harness.backends.batcher import Batcher
+from harness.data import MediaError, open_media
+from harness.data.media_pool import default_workers, worker_pool
+from harness.loop.episode import Episode, Message
+from harness.loop.limits import Limits
+from harness.loop.policy import AsyncPolicy, Policy, Reply, Request, Sampling
+from harness.records import Sample, SampleScore, Trajectory
+from harness.run.results import SampleRecord
+from harness.scoring.modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
+from harness.task import PromptMode, TaskSpec
+from harness.tools import ToolSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class RolloutConfig:
     crop_dir: Path | None = None
     scoring: ScoringMode = official
     scoring_name: str = DEFAULT_MODE
-    workers: int | None = None  # media/tool worker threads (None: harness.media_pool.default_workers)
+    workers: int | None = None  # media/tool worker threads (None: harness.data.media_pool.default_workers)
     sampling_later: Sampling | None = None  # decoding of turns after the first (None: ``sampling``)
 
     def __post_init__(self) -> None:

@@ -43,10 +43,10 @@ from typing import Any
 
 from PIL import Image
 
-from . import hookimpl
-from .limits import PATCH, Limits
-from .protocol import render_crop, render_frames
-from .records import MediaKind, Observation
+from harness import hookimpl
+from harness.loop.limits import PATCH, Limits
+from harness.loop.protocol import render_crop, render_frames
+from harness.records import MediaKind, Observation
 
 Box = tuple[float, float, float, float]
 MAX_RATIO = 200
@@ -144,7 +144,7 @@ def resize_to_budget(image: Image.Image, min_pixels: int, max_pixels: int) -> Im
 def shown_input(image: Image.Image, limits: Limits) -> Image.Image:
     """An input image as the model is shown it: bounded to the tools' source budget first, then
     resized into the engine's ``min_pixels``..``max_pixels`` (the two resizes of the released
-    evaluation; :class:`harness.episode.Episode` keeps the first copy for the tools)."""
+    evaluation; :class:`harness.loop.episode.Episode` keeps the first copy for the tools)."""
     source = resize_to_budget(image, limits.source_min_pixels, limits.source_max_pixels)
     return resize_to_budget(source, limits.min_pixels, limits.max_pixels)
 

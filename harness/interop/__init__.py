@@ -1,0 +1,1 @@
+"""Interoperation: the lm-eval bridge and harness serve."""

@@ -1,0 +1,1 @@
+"""The agent loop: policy interface, tool-call protocol, episode, rollout engine, limits."""

@@ -1,0 +1,1 @@
+"""Runs: evaluate, run-folder I/O, shards, merge, accelerate launch, the run-folder lock."""
