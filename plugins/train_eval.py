@@ -86,7 +86,7 @@ def trainer_callback(plan: TrainEval, policy: Policy, harness: Harness, out: Pat
     optimiser steps on the world-process-zero and records the numbers in ``log_history``."""
     from transformers import TrainerCallback
 
-    class _Eval(TrainerCallback):  # type: ignore[misc]
+    class _Eval(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
             if not plan.due(state.global_step, state.max_steps):
                 return control

@@ -389,7 +389,7 @@ class StopOnInterrupt:
 
         owner = self
 
-        class _Stop(TrainerCallback):  # type: ignore[misc]
+        class _Stop(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
                 if owner.requested:
                     control.should_save = True

@@ -124,7 +124,11 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ValueError(INSTALL_HINT) from exc
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import get_last_checkpoint as _last_checkpoint
+
+    def get_last_checkpoint(folder: str) -> str | None:
+        found: str | None = _last_checkpoint(folder)  # type: ignore[no-untyped-call]
+        return found
 
     from harness.backends.hf import HFOptions, HFPolicy
 
@@ -194,7 +198,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         if plan.every > 0:
             trainer.add_callback(trainer_callback(plan, policy, harness, out))
         if last_checkpoint is not None and hasattr(trainer, "_load_from_checkpoint"):
-            trainer._load_from_checkpoint = lambda *args, **kwargs: None  # the weights are loaded above
+            trainer._load_from_checkpoint = lambda *args, **kwargs: None  # type: ignore[method-assign]  # weights loaded above
         trainer.train(resume_from_checkpoint=last_checkpoint)
     if stop.requested:
         where = get_last_checkpoint(str(out))

@@ -99,6 +99,8 @@ def _sample(root: Path, row: dict[str, Any]) -> Sample:
     if len(options) < 2:
         raise ValueError(f"question_id {row['question_id']}: field 'text' has no (A)/(B) options")
     image = str(row["image"])
+    image_path: Path | None
+    ann_path: Path | None
     try:  # the row names files under the data root; a name that leads out of it reads nothing here
         image_path = confined(root, image)  # (open_media refuses it as the sample's error)
         ann_path = confined(root, Path(image).with_suffix(".json"))
