@@ -4,8 +4,9 @@ Per sample: the question and prompt, the original image with the target boxes (g
 model's crops (orange) drawn over it, then every turn — the model's text, the tool call, the
 crop or frames it was shown (from ``--log_crops``), or the execution error — and finally the
 extracted answer, the gold and the score. Filters (task, correct / incorrect, tool use) and
-expand / collapse run in a few lines of inline JS. A sample counts as correct when its score is
-at least 0.5 (accuracy 1, or an ANLS match).
+expand / collapse run in a few lines of inline JS. The markup is ``templates/viewer.html.j2``
+and ``viewer_parts.html.j2`` (autoescaped; ``viewer.css`` and ``viewer.js`` beside them). A
+sample counts as correct when its score is at least 0.5 (accuracy 1, or an ANLS match).
 
 Images are copied next to the page, into ``<page>_files/`` (crops as saved; originals as JPEG
 copies downscaled to at most 720 px a side) and linked relative to it, so a view folder can be
@@ -25,84 +26,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+
+from markupsafe import Markup
 
 from harness.data import MAX_IMAGE_PIXELS, cache_dir
 from harness.data.confine import PathEscape, confined, within
-from harness.records import Observation, Sample, Turn
+from harness.records import Sample
 from harness.run.results import CROPS, SampleRecord
 
 from .analytics import crop_boxes, target_boxes
 from .load import Loaded, ReportError, base_label, expand_runs, read_records, read_result, samples_path
+from .pages import macros, render
 
 CORRECT_AT = 0.5
 DATA_ROOTS_ENV = "HARNESS_DATA_ROOTS"  # folders whose original images pages may show (os.pathsep-separated)
 THUMB_SIDE = 720
-CSP = "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 20px auto; max-width: 1100px; padding: 0 16px; color: #1d2330; }
-.bar { position: sticky; top: 0; background: #fff; padding: 8px 0; border-bottom: 1px solid #dde1e8; z-index: 2; }
-.bar label { margin-right: 14px; } .bar button { margin-right: 6px; }
-details.sample { border: 1px solid #dde1e8; border-radius: 6px; margin: 8px 0; padding: 4px 10px; }
-details.sample > summary { cursor: pointer; font-weight: 600; }
-.ok { color: #17803d; } .bad { color: #b3261e; }
-.meta { color: #4a5263; font-weight: 400; margin-left: 8px; }
-pre { white-space: pre-wrap; word-break: break-word; background: #f6f7f9; padding: 6px 8px; border-radius: 4px; margin: 4px 0; }
-.turn { border-left: 3px solid #c4d6f5; margin: 8px 0; padding-left: 10px; }
-.call { font-family: ui-monospace, monospace; font-size: 12px; color: #2a4d8f; }
-.error { color: #b3261e; }
-.shown img { max-height: 260px; max-width: 100%; margin: 4px 6px 0 0; border: 1px solid #dde1e8; }
-.frame { position: relative; display: inline-block; max-width: 100%; }
-.frame img { display: block; max-width: 100%; max-height: 420px; }
-.box { position: absolute; border: 2px solid; box-sizing: border-box; min-width: 8px; min-height: 8px; }
-.box.target { border-color: #17a34a; box-shadow: 0 0 0 2px #fff, 0 0 0 4px #17a34a; } .box.crop { border-color: #f08c00; border-style: dashed; }
-.legend { font-size: 12px; color: #4a5263; }
-footer.answer { border-top: 1px dashed #dde1e8; margin-top: 6px; padding-top: 4px; }
-"""
-
-SCRIPT = """
-(function () {
-  var samples = Array.prototype.slice.call(document.querySelectorAll("details.sample"));
-  var task = document.getElementById("f-task"), outcome = document.getElementById("f-outcome"),
-      tools = document.getElementById("f-tools"), end = document.getElementById("f-end"),
-      shown = document.getElementById("shown");
-  function apply() {
-    var n = 0;
-    samples.forEach(function (s) {
-      var ok = (task.value === "" || s.dataset.task === task.value) &&
-               (outcome.value === "" || s.dataset.correct === outcome.value) &&
-               (tools.value === "" || s.dataset.tools === tools.value) &&
-               (end.value === "" || s.dataset.end === end.value);
-      s.hidden = !ok; if (ok) n++;
-    });
-    shown.textContent = n + " of " + samples.length + " samples";
-  }
-  [task, outcome, tools, end].forEach(function (el) { el.addEventListener("change", apply); });
-  document.getElementById("expand").addEventListener("click", function () {
-    samples.forEach(function (s) { if (!s.hidden) s.open = true; }); });
-  document.getElementById("collapse").addEventListener("click", function () {
-    samples.forEach(function (s) { s.open = false; }); });
-  var q = new URLSearchParams(location.hash.slice(1));
-  if (q.get("task") !== null) task.value = q.get("task");
-  if (q.get("correct") !== null) outcome.value = q.get("correct");
-  if (q.get("tools") !== null) tools.value = q.get("tools");
-  if (q.get("end") !== null) end.value = q.get("end");
-  if (q.get("open") === "1") samples.forEach(function (s) { s.open = true; });
-  apply();
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
-
+TEMPLATE = "viewer.html.j2"  # with viewer.css and viewer.js beside it
+PARTS = "viewer_parts.html.j2"  # its macros: one sample, one that cannot be shown
 
 END_LABELS = {
     "answer": "answered",
@@ -182,7 +131,7 @@ class _Images:
 
     def _link(self, target: Path) -> str:
         rel = target.relative_to(self.out)
-        return escape("/".join(quote(part) for part in rel.parts))
+        return "/".join(quote(part) for part in rel.parts)  # percent-encoded: nothing left to escape
 
     def crop(self, name: object) -> Shown:
         if not isinstance(name, str) or not name:
@@ -275,98 +224,44 @@ def _pct(v: float) -> str:
     return f"{100.0 * min(max(v, 0.0), 1.0):.3f}%"
 
 
-def _box_div(box: tuple[float, float, float, float], kind: str) -> str:
+def _box(box: tuple[float, float, float, float], kind: str) -> tuple[str, str]:
+    """A box as the page draws it: its kind (``target`` or ``crop``) and its CSS position."""
     x1, y1, x2, y2 = box
-    style = f"left:{_pct(x1)};top:{_pct(y1)};width:{_pct(x2 - x1)};height:{_pct(y2 - y1)}"
-    return f'<div class="box {kind}" style="{style}"></div>'
+    return kind, f"left:{_pct(x1)};top:{_pct(y1)};width:{_pct(x2 - x1)};height:{_pct(y2 - y1)}"
 
 
-def _original(rec: SampleRecord, images: _Images) -> str:
-    sample = rec.sample
-    if sample.media_kind != "image" or not sample.media:
-        return ""
-    shown = images.original(sample)
-    if shown.src is None:
-        return f'<p class="legend">original image {escape(shown.why)}</p>'
-    boxes = [_box_div(b, "target") for b in target_boxes(sample)]
-    boxes += [_box_div(b, "crop") for b in crop_boxes(rec.trajectory)]
-    legend = (
-        '<p class="legend">green: annotated target · dashed orange: the model\'s crops</p>' if boxes else ""
-    )
-    return (
-        f'<div class="frame"><img loading="lazy" src="{shown.src}" alt="original image">'
-        f"{''.join(boxes)}</div>{legend}"
-    )
-
-
-def _observation(obs: Observation, images: _Images) -> str:
-    if obs.kind == "error" or obs.error:
-        return f'<div class="error">execution error: <pre>{escape(str(obs.error or obs.text))}</pre></div>'
-    what = f"frames {list(obs.frames)}" if obs.kind == "frames" else f"crop {list(obs.box or ())} px"
-    pics = []
-    for name in obs.saved:
-        shown = images.crop(name)
-        pics.append(
-            f'<img loading="lazy" src="{shown.src}" alt="{escape(str(name))}">'
-            if shown.src
-            else f'<code class="placeholder">{escape(str(name))} ({escape(shown.why)})</code>'
-        )
-    if not obs.saved:
-        pics.append('<span class="legend">(not saved: run with --log_crops to see it)</span>')
-    return f'<div class="shown"><div class="legend">{escape(obs.tool)}: {escape(what)}</div>{"".join(pics)}</div>'
-
-
-def _turn(turn: Turn, images: _Images) -> str:
-    parts = [f'<div class="turn"><div class="legend">turn {turn.index + 1} · model</div>']
-    parts.append(f"<pre>{escape(turn.reply)}</pre>")
-    if turn.tool_call is not None:
-        args = json.dumps(turn.tool_call.arguments, ensure_ascii=False)
-        parts.append(f'<div class="call">tool call: {escape(turn.tool_call.name)} {escape(args)}</div>')
-    if turn.observation is not None:
-        parts.append(_observation(turn.observation, images))
-    parts.append("</div>")
-    return "".join(parts)
+def _macros() -> Any:
+    return macros(PARTS)
 
 
 def sample_html(rec: SampleRecord, images: _Images, *, show_system: bool = True) -> str:
-    """One sample as a ``<details>`` block with data attributes for the filters."""
-    s, t, sc = rec.sample, rec.trajectory, rec.score
-    correct = sc.score >= CORRECT_AT
-    mark = '<span class="ok">✓</span>' if correct else '<span class="bad">✗</span>'
+    """One sample as a ``<details>`` block with data attributes for the filters.
+
+    The images it shows are resolved (and copied, or embedded) here, in page order: the
+    original, then each turn's crops or frames; the markup is the template's ``sample`` macro.
+    """
+    s, t = rec.sample, rec.trajectory
+    correct = rec.score.score >= CORRECT_AT
+    shown, boxes = None, []
+    if s.media_kind == "image" and s.media:
+        shown = images.original(s)
+        if shown.src is not None:
+            boxes = [_box(b, "target") for b in target_boxes(s)] + [_box(b, "crop") for b in crop_boxes(t)]
+    pics = []
+    for turn in t.turns:
+        obs = turn.observation
+        resolved = obs is not None and obs.kind != "error" and not obs.error
+        pics.append(
+            [(str(name), images.crop(name)) for name in obs.saved] if obs is not None and resolved else []
+        )
     end = end_label(t.end_reason)
-    meta = f"{sc.metric} {sc.score:.2f} · ops {t.n_ops} · errors {t.n_errors} · end: {end}"
-    turns = "".join(_turn(turn, images) for turn in t.turns)
-    extracted = "(none)" if sc.extracted is None else sc.extracted
-    error = f'<p class="error">episode error: {escape(t.error)}</p>' if t.error else ""
-    system = (
-        f"<pre>{escape(t.system)}</pre>"
-        if show_system
-        else '<p class="legend">(system message: at the top)</p>'
-    )
-    return (
-        f'<details class="sample" id="{escape(rec.key)}" data-task="{escape(s.task)}" '
-        f'data-correct="{int(correct)}" data-tools="{int(t.n_ops > 0)}" data-end="{escape(str(t.end_reason))}">'
-        f'<summary>{mark} {escape(rec.key)}<span class="meta">{escape(meta)}</span></summary>'
-        f"<p><b>Question</b></p><pre>{escape(s.question)}</pre>"
-        f"<details><summary>prompt as sent</summary>{system}<pre>{escape(t.prompt)}</pre></details>"
-        f"{_original(rec, images)}{turns}{error}"
-        f'<footer class="answer">extracted: <b>{escape(extracted)}</b> · gold: {escape(" | ".join(sc.gold))} · '
-        f"score: <b>{sc.score:.3f}</b> ({escape(sc.scoring)})</footer></details>"
-    )
+    return str(_macros().sample(rec, correct, end, shown, boxes, pics, show_system))
 
 
 def _unshowable(rec: SampleRecord, exc: Exception) -> str:
     """A sample whose record is malformed (a tampered or broken file): one line instead of the page failing."""
-    key = escape(str(rec.key)) if isinstance(rec.sample.task, str) else "?"
-    return (
-        f'<details class="sample" id="{key}" data-task="{escape(str(rec.sample.task))}" data-correct="0" '
-        f'data-tools="0" data-end="error"><summary><span class="bad">✗</span> {key}'
-        f'<span class="meta">cannot be shown: {escape(f"{type(exc).__name__}: {exc}")}</span></summary></details>'
-    )
-
-
-def _options(values: list[tuple[str, str]]) -> str:
-    return "".join(f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in values)
+    key = str(rec.key) if isinstance(rec.sample.task, str) else "?"
+    return str(_macros().unshowable(key, str(rec.sample.task), f"{type(exc).__name__}: {exc}"))
 
 
 def _order(rec: SampleRecord) -> tuple[str, int, str]:
@@ -375,39 +270,26 @@ def _order(rec: SampleRecord) -> tuple[str, int, str]:
     return (str(rec.sample.task), int(sid) if sid.isdigit() else -1, sid)
 
 
-def _sample_or_note(rec: SampleRecord, images: _Images, show_system: bool) -> str:
+def _sample_or_note(rec: SampleRecord, images: _Images, show_system: bool) -> Markup:
     try:
-        return sample_html(rec, images, show_system=show_system)
+        return Markup(sample_html(rec, images, show_system=show_system))
     except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type in the file
-        return _unshowable(rec, exc)
+        return Markup(_unshowable(rec, exc))
 
 
 def page_html(title: str, records: list[SampleRecord], images: _Images) -> str:
     """The whole viewer page for one run."""
     tasks = sorted({str(r.sample.task) for r in records})
     ends = sorted({str(r.trajectory.end_reason) for r in records})
-    bar = (
-        '<div class="bar">'
-        f'<label>task <select id="f-task">{_options([("", "all"), *((t, t) for t in tasks)])}</select></label>'
-        f'<label>outcome <select id="f-outcome">{_options([("", "all"), ("1", "correct"), ("0", "incorrect")])}</select></label>'
-        f'<label>tool use <select id="f-tools">{_options([("", "all"), ("1", "used tools"), ("0", "no tools")])}</select></label>'
-        f'<label>end <select id="f-end">{_options([("", "all"), *((e, end_label(e)) for e in ends)])}</select></label>'
-        '<button id="expand">expand all</button><button id="collapse">collapse all</button>'
-        '<span id="shown" class="legend"></span></div>'
-    )
     systems = {str(r.trajectory.system) for r in records}
     shared = len(systems) == 1  # the usual case: show the (long) system message once
-    top = (
-        f"<details><summary>system message (every sample)</summary><pre>{escape(systems.pop())}</pre></details>"
-        if shared
-        else ""
-    )
-    body = "\n".join(_sample_or_note(r, images, not shared) for r in sorted(records, key=_order))
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{top}{bar}\n{body}\n<script>{SCRIPT}</script></body></html>\n"
+    return render(
+        TEMPLATE,
+        title=title,
+        system=systems.pop() if shared else None,
+        tasks=[(t, t) for t in tasks],
+        ends=[(e, end_label(e)) for e in ends],
+        samples=[_sample_or_note(r, images, not shared) for r in sorted(records, key=_order)],
     )
 
 
@@ -458,9 +340,5 @@ def view(
         loaded.warn(note)
     if not pages:
         raise ReportError("no readable samples.jsonl among the runs given")
-    links = "".join(f'<li><a href="{escape(p.name)}">{escape(p.stem)}</a></li>' for p in pages)
-    (out / "index.html").write_text(
-        f'<!doctype html><html><head><meta charset="utf-8"><title>runs</title></head><body><ul>{links}</ul></body></html>\n',
-        encoding="utf-8",
-    )
+    (out / "index.html").write_text(render("index.html.j2", pages=pages), encoding="utf-8")
     return pages

@@ -134,7 +134,7 @@ def test_model_text_is_escaped(
         report = build_report([str(run)], harness=harness)
     page = to_html(report)
     assert "<script>alert" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert "\\|&lt;img" not in page  # markdown escaping stays out of HTML
     assert 'x:<script>alert("x")</script>\\|<img' in to_markdown(report)
 

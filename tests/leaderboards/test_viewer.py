@@ -196,7 +196,7 @@ def test_embed_of_a_tampered_run_embeds_nothing_from_outside(
     assert not any(_is_magenta(img) for img in shown)
     assert html.count("(refused: leads out of the run folder)") == 4
     assert "x.png (missing)" in html
-    assert "original image refused: leads out of the sample&#x27;s data root" in html
+    assert "original image refused: leads out of the sample&#39;s data root" in html
     assert "is not in a trusted data root (HARNESS_DATA_ROOTS)" in html
     assert "set HARNESS_DATA_ROOTS=DIR" in warned[0]
 
