@@ -42,6 +42,7 @@ from harness.backends.batcher import Batcher
 from harness.backends.chat import collect_media, finish_text
 from harness.backends.engine_args import split_model_args, vllm_engine_args
 from harness.backends.options import MissingExtra, parse_options
+from harness.errors import OptionError, UserError
 from harness.loop.policy import FinishReason, Policy, Reply, Request, Sampling
 from harness.loop.protocol import TOOL_END
 
@@ -69,15 +70,15 @@ class VLLMOptions:
 
     def __post_init__(self) -> None:
         if self.engine not in ("async", "offline"):
-            raise ValueError(f"vllm: --model_args engine must be async or offline, got {self.engine!r}")
+            raise OptionError(f"vllm: --model_args engine must be async or offline, got {self.engine!r}")
         if self.tensor_parallel_size < 1:
-            raise ValueError(
+            raise OptionError(
                 f"vllm: --model_args tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}"
             )
         if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError("vllm: --model_args gpu_memory_utilization must be in (0, 1]")
+            raise OptionError("vllm: --model_args gpu_memory_utilization must be in (0, 1]")
         if self.max_images < 1 or self.max_videos < 0:
-            raise ValueError("vllm: --model_args max_images must be >= 1 and max_videos >= 0")
+            raise OptionError("vllm: --model_args max_images must be >= 1 and max_videos >= 0")
 
 
 def engine_kwargs(
@@ -309,7 +310,7 @@ def make_vllm(rest: str, ctx: BackendContext) -> Policy:
     own, extra = split_model_args(ctx.model_args, VLLMOptions)  # the rest: vLLM's EngineArgs
     options = parse_options(VLLMOptions, own, "vllm")
     if not rest:
-        raise ValueError("vllm needs a model: --model vllm:PATH_OR_HUB_ID")
+        raise UserError("vllm needs a model: --model vllm:PATH_OR_HUB_ID")
     engine_args = vllm_engine_args(extra, VLLMOptions) if extra else {}
     return VLLMPolicy(rest, options, ctx.seed, engine_args)
 

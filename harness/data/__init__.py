@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data.confine import PathEscape, confined
+from harness.errors import UserError
 from harness.records import Sample
 from harness.task import TaskSpec
 
@@ -50,7 +51,7 @@ PIXEL_REASONER_COLUMNS = ("qid", "question", "answer", "image", "is_video")
 SOURCES = "synthetic[:SEED], hub[:KEY=VALUE,...], parquet:PATH, jsonl:PATH"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad data source or malformed record; the message names the file, row and field."""
 
 
