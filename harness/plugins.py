@@ -35,6 +35,10 @@ ENTRY_POINT_GROUP = "harness"
 ENV_DISABLE_AUTOLOAD = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
 
+#: The built-in task modules are named by the tasks package itself (``harness_tasks.PLUGINS``):
+#: the core knows no task.
+BUILTIN_TASK_PACKAGE = "harness_tasks"
+
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tools",
     "harness.scoring.modes",
@@ -43,10 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.backends.hf",
     "harness.backends.vllm_engine",
     "harness.backends.openai_api",
-    "harness_tasks.vstar",
-    "harness_tasks.tallyqa",
-    "harness_tasks.infovqa",
-    "harness_tasks.mvbench",
+    *importlib.import_module(BUILTIN_TASK_PACKAGE).PLUGINS,
     "harness_leaderboards.breakdowns",
     "harness_plugins.trl_sft",
     "harness_plugins.curiosity_grpo",

@@ -35,6 +35,8 @@ def _synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_samples(harness_instance: Harness, _synthetic_root: Path) -> Callable[..., list[Sample]]:
     def make(task: str, n: int, seed: int = 0) -> list[Sample]:
         spec = harness_instance.task(task)
+        if spec.synthesize is None:
+            raise ValueError(f"task {task} has no synthetic data generator")
         root = _synthetic_root / f"{spec.name}-v{spec.version}-seed{seed}"
         root.mkdir(parents=True, exist_ok=True)
         return spec.synthesize(n, seed, root)[:n]

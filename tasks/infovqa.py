@@ -16,6 +16,9 @@ Synthetic infographics are 1200..1600 px wide and 3.2..3.8 times as tall: a titl
 rows of one to three blocks (a paragraph, a list or a bar chart) whose headings are large and
 whose facts are written in 11..13 px text. Answer types: "single span" (half), "multi-span",
 "question span" (a comparison), "non-extractive" (a sum or a count).
+
+Scoring mode ``anls_paper`` (``--scoring``, registered here): ANLS with the paper's rule (Biten
+et al. 2019; exactly 0.5 is 0) instead of the organisers' script. InfoVQA only.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from PIL import Image, ImageDraw
 
 from harness import hookimpl
 from harness.data import DataError, row_errors
-from harness.records import Sample
+from harness.records import Sample, Trajectory
 from harness.scoring import AnlsRule, anls, extract_answer_span
+from harness.scoring.modes import ScoringMode
 from harness.task import Scored, TaskSpec
 
-from . import formats
+from . import formats, pixel_reasoner
 from . import synthetic as syn
 
 NAME = "infovqa"
@@ -335,7 +339,7 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 
 def question(sample: Sample) -> str:
     """The question alone (free-text answer; a Pixel-Reasoner row's own text verbatim)."""
-    return formats.released_question(sample) or sample.question
+    return pixel_reasoner.released_question(sample) or sample.question
 
 
 def official_prompt(sample: Sample) -> str:
@@ -350,6 +354,14 @@ def score(reply: str | None, sample: Sample) -> Scored:
     span = extract_answer_span(reply)
     golds = sample.answers or (sample.answer,)
     return Scored(score=anls(span, golds, tau=TAU, rule=RULE), extracted=span)
+
+
+def anls_paper(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
+    """ANLS (tau 0.5) with the paper's rule on the extracted answer span."""
+    if spec.name != NAME:
+        raise ValueError(f"scoring mode anls_paper applies to {NAME} only, not to task {spec.name!r}")
+    span = extract_answer_span(trajectory.final_reply)
+    return Scored(score=anls(span, sample.answers or (sample.answer,), rule="paper"), extracted=span)
 
 
 def _joined(values: object) -> str:
@@ -393,11 +405,21 @@ SPEC = TaskSpec(
     load_hub=partial(
         formats.image_parquet_hub, HUB_ID, "InfographicVQA", "validation", ROWS_FILE, load_local
     ),
-    from_pixel_reasoner=partial(formats.text_sample, task=NAME),
-    pixel_reasoner_names=("infovqa", "infographicvqa", "infographicsvqa"),
+    sources={
+        "parquet": pixel_reasoner.source(
+            NAME,
+            ("infovqa", "infographicvqa", "infographicsvqa"),
+            partial(pixel_reasoner.text_sample, task=NAME),
+        )
+    },
 )
 
 
 @hookimpl
 def harness_register_tasks() -> list[TaskSpec]:
     return [SPEC]
+
+
+@hookimpl
+def harness_register_scoring_modes() -> dict[str, ScoringMode]:
+    return {"anls_paper": anls_paper}

@@ -19,11 +19,18 @@ tasks the official ``data_list`` flags (:data:`BOUND_TASKS`).
 Synthetic videos (:mod:`harness_tasks.mvbench_synth`) have 32 frames of 512x288 px with moving
 distractor shapes; the answer is drawn in only one or two of the 16 sampled frames
 (``metadata["key_frames"]``, 1-based among the 16).
+
+Scoring mode ``mvbench_official`` (``--scoring``, registered here): MVBench's own checker
+(``check_ans`` of the official notebook) on ``"(" + first line of the reply``: only the first
+space-separated token is compared, by substring, so an empty reply (``"("``) counts as
+**correct**, as does a prefix of the option. That inflates accuracy; it is here to reproduce
+published numbers only. MVBench only.
 """
 
 from __future__ import annotations
 
 import os
+import string
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,10 +40,11 @@ from harness.data import DataError, row_errors
 from harness.data.confine import PathEscape, confined
 from harness.data.hub import HubOptions, extract_zips
 from harness.data.video import segment_indices
-from harness.records import Sample
-from harness.task import TaskSpec
+from harness.records import Sample, Trajectory
+from harness.scoring.modes import ScoringMode
+from harness.task import Scored, TaskSpec
 
-from . import choice, formats
+from . import choice, pixel_reasoner
 from . import synthetic as syn
 
 NAME = "mvbench"
@@ -182,7 +190,7 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 def question(sample: Sample) -> str:
     """Pixel-Reasoner format: the question, then ``choices:`` and ``A: candidate`` lines (a
     Pixel-Reasoner row's own text verbatim)."""
-    return formats.released_question(sample) or syn.pr_choices(sample.question, sample.options)
+    return pixel_reasoner.released_question(sample) or syn.pr_choices(sample.question, sample.options)
 
 
 def official_prompt(sample: Sample) -> str:
@@ -197,6 +205,28 @@ def official_prompt(sample: Sample) -> str:
 def breakdown(sample: Sample) -> dict[str, str]:
     """``{"task": <one of the 20 task names>}``."""
     return {"task": sample.category}
+
+
+def mvbench_check(pred: str, gt: str) -> bool:
+    """The official MVBench ``check_ans``: first tokens compared by substring, both ways."""
+    pred_option = pred.lower().split(" ")[0]
+    gt_option = gt.lower().split(" ")[0]
+    return pred_option.replace(".", "") in gt_option or gt_option in pred_option
+
+
+def mvbench_official(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
+    """MVBench's official checker on ``"(" + the reply's first line`` (empty counts correct).
+    A sample that produced no reply at all (media or backend error) scores 0."""
+    if spec.name != NAME:
+        raise ValueError(f"scoring mode mvbench_official applies to {NAME} only, not to task {spec.name!r}")
+    reply = trajectory.final_reply
+    if reply is None:
+        return Scored(score=0.0, extracted=None)
+    pred = "(" + reply.strip().split("\n")[0]
+    letter = sample.answer.strip().upper()
+    text = sample.options[string.ascii_uppercase.index(letter)] if sample.options else ""
+    gt = f"({letter}) {text}"
+    return Scored(score=1.0 if mvbench_check(pred, gt) else 0.0, extracted=pred.lower().split(" ")[0])
 
 
 SPEC = TaskSpec(
@@ -215,11 +245,19 @@ SPEC = TaskSpec(
     chance_answers=choice.chance_answers,
     scorer_params={"extractor": "extract_choice", "empty_answer": "wrong", "num_frames": NUM_SEGMENTS},
     load_hub=load_hub,
-    from_pixel_reasoner=partial(formats.choice_sample, task=NAME, category=_pr_category),
-    pixel_reasoner_names=("mvbench",),
+    sources={
+        "parquet": pixel_reasoner.source(
+            NAME, ("mvbench",), partial(pixel_reasoner.choice_sample, task=NAME, category=_pr_category)
+        )
+    },
 )
 
 
 @hookimpl
 def harness_register_tasks() -> list[TaskSpec]:
     return [SPEC]
+
+
+@hookimpl
+def harness_register_scoring_modes() -> dict[str, ScoringMode]:
+    return {"mvbench_official": mvbench_official}

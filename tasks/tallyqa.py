@@ -33,7 +33,7 @@ from harness.records import Sample, SampleScore
 from harness.scoring import count_accuracy, extract_count, rmse
 from harness.task import CorpusMetric, Scored, TaskSpec
 
-from . import formats
+from . import pixel_reasoner
 from . import synthetic as syn
 
 NAME = "tallyqa"
@@ -208,7 +208,7 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 
 def question(sample: Sample) -> str:
     """The question alone (no options; a Pixel-Reasoner row's own text verbatim)."""
-    return formats.released_question(sample) or sample.question
+    return pixel_reasoner.released_question(sample) or sample.question
 
 
 def official_prompt(sample: Sample) -> str:
@@ -259,8 +259,9 @@ SPEC = TaskSpec(
     chance_answers=chance_answers,
     scorer_params={"extractor": "extract_count", "match": "exact"},
     load_hub=load_hub,
-    from_pixel_reasoner=partial(formats.count_sample, task=NAME),
-    pixel_reasoner_names=("tallyqa",),
+    sources={
+        "parquet": pixel_reasoner.source(NAME, ("tallyqa",), partial(pixel_reasoner.count_sample, task=NAME))
+    },
     corpus_metrics=(CorpusMetric("rmse", count_rmse, higher_is_better=False),),
 )
 

@@ -38,7 +38,7 @@ from harness.data.hub import HubOptions
 from harness.records import Sample
 from harness.task import TaskSpec
 
-from . import choice, formats
+from . import choice, pixel_reasoner
 from . import synthetic as syn
 
 NAME = "vstar"
@@ -257,7 +257,7 @@ def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
 def question(sample: Sample) -> str:
     """Pixel-Reasoner format: the question, then ``choices:`` and ``A: opt`` lines (a
     Pixel-Reasoner row's own text verbatim)."""
-    return formats.released_question(sample) or syn.pr_choices(sample.question, sample.options)
+    return pixel_reasoner.released_question(sample) or syn.pr_choices(sample.question, sample.options)
 
 
 def official_prompt(sample: Sample) -> str:
@@ -287,8 +287,11 @@ SPEC = TaskSpec(
     chance_answers=choice.chance_answers,
     scorer_params={"extractor": "extract_choice", "empty_answer": "wrong"},
     load_hub=load_hub,
-    from_pixel_reasoner=partial(formats.choice_sample, task=NAME, category=_pr_category),
-    pixel_reasoner_names=("vstar",),
+    sources={
+        "parquet": pixel_reasoner.source(
+            NAME, ("vstar",), partial(pixel_reasoner.choice_sample, task=NAME, category=_pr_category)
+        )
+    },
 )
 
 

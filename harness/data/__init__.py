@@ -5,11 +5,8 @@
 - ``hub`` / ``hub:KEY=VALUE,...``: the real benchmarks from the Hugging Face Hub, read by each
   task's ``load_hub`` (options in :mod:`harness.data.hub`: ``mirror=DIR``, ``cache_dir=DIR``,
   ``tallyqa=DIR``, ``revision=REV``).
-- ``parquet:PATH``: a Pixel-Reasoner eval parquet (columns ``qid``, ``question``, ``answer``,
-  ``image``, ``is_video``; image paths relative to the parquet's folder, where the released
-  ``images.zip`` unpacks). A row belongs to a task when the file name (``vstar.parquet``,
-  ``tallyqa_mini3200.parquet``) or else the qid prefix before the first ``-`` names it
-  (``TaskSpec.pixel_reasoner_names``); the task's ``from_pixel_reasoner`` maps the row.
+- ``KIND:ARG``: a source the task itself offers in ``TaskSpec.sources`` (the built-in tasks offer
+  ``parquet:PATH``, a Pixel-Reasoner eval parquet: :mod:`harness_tasks.pixel_reasoner`).
 - ``jsonl:PATH``: one ``Sample.to_dict()`` per line; relative media paths resolve against the
   line's ``root`` or else the file's folder.
 
@@ -30,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,7 +43,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SYNTHETIC_SIZE = 50
 MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb limit (InfoVQA's largest is ~59M pixels)
-PIXEL_REASONER_COLUMNS = ("qid", "question", "answer", "image", "is_video")
 SOURCES = "synthetic[:SEED], hub[:KEY=VALUE,...], parquet:PATH, jsonl:PATH"
 
 
@@ -92,6 +87,8 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
         except ValueError:
             raise DataError(f"--data synthetic:SEED needs an integer seed, got {arg!r}") from None
         n = limit if limit is not None else DEFAULT_SYNTHETIC_SIZE
+        if spec.synthesize is None:
+            raise DataError(f"task {spec.name} has no synthetic data; valid: {SOURCES}")
         root = cache_dir() / "synthetic" / f"{spec.name}-v{spec.version}-seed{seed}"
         root.mkdir(parents=True, exist_ok=True)
         samples = spec.synthesize(n, seed, root)
@@ -104,8 +101,8 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
                 f"{arg}: no sample of task {spec.name} (the file has "
                 + (f"tasks {', '.join(has)})" if has else "no samples)")
             )
-    elif kind == "parquet":
-        samples = load_pixel_reasoner(spec, Path(arg))
+    elif kind in spec.sources:
+        samples = spec.sources[kind](arg)
     elif kind == "hub":
         samples = load_hub(spec, arg)
     else:
@@ -162,69 +159,6 @@ def load_hub(spec: TaskSpec, arg: str) -> list[Sample]:
     if spec.load_hub is None:
         raise DataError(f"task {spec.name} has no hub source; use --data parquet:PATH or jsonl:PATH")
     return spec.load_hub(HubOptions.parse(arg))
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def names_task(spec: TaskSpec, name: str) -> bool:
-    """Whether a Pixel-Reasoner benchmark name (qid prefix or file stem) means ``spec``."""
-    key = _norm(name)
-    return bool(key) and any(key.startswith(_norm(n)) for n in spec.pixel_reasoner_names)
-
-
-def load_pixel_reasoner(spec: TaskSpec, path: Path) -> list[Sample]:
-    """Rows of a Pixel-Reasoner eval parquet that belong to ``spec`` (see the module docstring)."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if spec.from_pixel_reasoner is None or not spec.pixel_reasoner_names:
-        raise DataError(f"task {spec.name} has no Pixel-Reasoner parquet format")
-    import datasets
-
-    try:
-        ds = datasets.Dataset.from_parquet(str(path), cache_dir=str(cache_dir() / "datasets"))
-    except Exception as exc:  # pyarrow / datasets raise many types for a bad file
-        raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(ds, datasets.Dataset):
-        raise DataError(f"{path}: expected one table, got {type(ds).__name__}")
-    missing = [c for c in PIXEL_REASONER_COLUMNS if c not in ds.column_names]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; a Pixel-Reasoner eval "
-            f"parquet has {', '.join(PIXEL_REASONER_COLUMNS)}"
-        )
-    whole_file = names_task(spec, path.stem)
-    root = path.parent
-    out: list[Sample] = []
-    found: set[str] = set()
-    for i, row in enumerate(ds):
-        with row_errors(path, i):
-            qid = row["qid"]
-            if not isinstance(qid, str) or not qid:
-                raise DataError(f"{path}: row {i}: field 'qid' must be a non-empty string, got {qid!r}")
-            bench = qid.split("-")[0]
-            found.add(bench)
-            if whole_file or names_task(spec, bench):
-                out.append(spec.from_pixel_reasoner(_check_row(path, i, row), root))
-    if not out:
-        raise DataError(
-            f"{path}: no row belongs to task {spec.name} (file name {path.stem!r}, qid prefixes "
-            f"{sorted(found)}; {spec.name} is named {', '.join(spec.pixel_reasoner_names)})"
-        )
-    return out
-
-
-def _check_row(path: Path, i: int, row: dict[str, Any]) -> dict[str, Any]:
-    for column in PIXEL_REASONER_COLUMNS:
-        if row.get(column) is None and column != "is_video":
-            raise DataError(f"{path}: row {i} (qid {row.get('qid')!r}): field {column!r} is empty")
-    images = row["image"]
-    if isinstance(images, str):
-        images = [images]
-    if not isinstance(images, list) or not images or not all(isinstance(x, str) and x for x in images):
-        raise DataError(f"{path}: row {i} (qid {row['qid']!r}): field 'image' must be a list of paths")
-    return {**row, "image": images, "is_video": bool(row.get("is_video"))}
 
 
 # --------------------------------------------------------------------------- media

@@ -2,8 +2,8 @@
 
 - :func:`register` puts our metrics and aggregations in lm-eval's registries: ``accuracy`` and
   ``anls`` (per-sample scores computed by our scorers, aggregated with lm-eval's ``mean``, so
-  lm-eval's closed-form stderr applies) and each task's corpus metrics (``rmse``: aggregation
-  ``harness_rmse``, lower is better). Idempotent.
+  lm-eval's closed-form stderr applies) and each task's corpus metrics (e.g. ``rmse``:
+  aggregation ``harness_rmse``, lower is better). Idempotent.
 - :class:`HarnessLM` is an lm-eval ``LM`` (``MULTIMODAL = True``, registered as
   ``pixel-harness``) that answers ``generate_until`` requests with a harness policy, building
   the same messages and per-sample seed as a ``notool`` episode; log-likelihoods are refused.
@@ -82,7 +82,9 @@ def register() -> None:
     import lm_eval.api.metrics  # noqa: F401 (fills lm-eval's own registries, "mean" among them)
 
     for spec in _harness().tasks.values():
-        register_metric(metric=spec.metric, higher_is_better=True, aggregation="mean")(passthrough)
+        register_metric(metric=spec.metric, higher_is_better=spec.higher_is_better, aggregation="mean")(
+            passthrough
+        )
         for m in spec.corpus_metrics:
             if m.name not in _AGGREGATIONS:
                 _AGGREGATIONS[m.name] = register_aggregation(f"harness_{m.name}")(_corpus_aggregation(m.name))
@@ -224,7 +226,7 @@ class HarnessLM(LM):  # type: ignore[misc]
 
 
 def _yaml(spec: TaskSpec, data_file: Path, limits: Limits) -> str:
-    metrics = [(spec.metric, "mean", True)] + [
+    metrics = [(spec.metric, "mean", spec.higher_is_better)] + [
         (m.name, f"harness_{m.name}", m.higher_is_better) for m in spec.corpus_metrics
     ]
     metric_lines = "".join(

@@ -329,12 +329,15 @@ def task_result(spec: TaskSpec, records: Iterable[SampleRecord], scoring: str = 
         tool_stats=tool_stats([(r.trajectory, r.score) for r in recs]),
         scorer={"scoring": scoring, **spec.scorer_params},
         metrics=corpus_metrics(spec, [r.score for r in recs]) if scoring == "official" else {},
-        higher_is_better={spec.metric: True, **{m.name: m.higher_is_better for m in spec.corpus_metrics}},
+        higher_is_better={
+            spec.metric: spec.higher_is_better,
+            **{m.name: m.higher_is_better for m in spec.corpus_metrics},
+        },
     )
 
 
 def corpus_metrics(spec: TaskSpec, scores: Sequence[SampleScore]) -> dict[str, MetricValue]:
-    """The task's non-mean statistics (e.g. TallyQA's RMSE) with lm-eval's bootstrap stderr."""
+    """The task's non-mean statistics (e.g. an RMSE of counts) with lm-eval's bootstrap stderr."""
     if not scores:
         return {}
     return {

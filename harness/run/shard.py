@@ -29,8 +29,6 @@ from harness.records import Sample
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 # Sources whose argument is a local file: hashed, so the same file on another machine matches.
 FILE_SOURCES = ("jsonl", "parquet")
-# hub options that name local folders (not part of the data's identity).
-HUB_LOCAL_KEYS = ("mirror", "cache_dir", "tallyqa")
 HASH_CHUNK = 1 << 20
 
 S = TypeVar("S")
@@ -107,8 +105,8 @@ def data_revision(data: str) -> dict[str, Any]:
     - ``jsonl:PATH`` / ``parquet:PATH``: the file's content hash (``sha256``), not its path, so
       copies of one file on different machines match. A parquet's ``images/`` folder is not hashed.
     - ``hub[:...]``: ``revision=REV`` when given, else ``"unpinned"`` (the Hub's current files:
-      pin a revision to make shards from different days provably comparable). Local folder
-      options (``mirror``, ``cache_dir``, ``tallyqa``) are not part of it.
+      pin a revision to make shards from different days provably comparable). Options naming
+      local folders (``mirror=DIR``, ``cache_dir=DIR``, ...) are not part of it.
     """
     kind, _, arg = data.partition(":")
     kind = kind.strip()

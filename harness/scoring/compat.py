@@ -16,27 +16,22 @@ default. Registered through ``harness_register_scoring_modes``; chosen with ``--
   lower-cased text, so it never fires; it is left out.) The score is ``1.0`` if the released
   result is above 0.5, as their per-benchmark accuracy counts it. Their call passes the code executor (``None``) in the ``requires_box`` slot, so
   the non-strict path above is what ran. The gold is a Pixel-Reasoner row's own ``answer``
-  when the sample came from ``--data parquet:``, else the sample's golds. Their InfoVQA number
-  is ANLS from a separate script, not this rule.
-- ``mvbench_official``: MVBench's own checker (``check_ans`` of the official notebook) on
-  ``"(" + first line of the reply``: only the first space-separated token is compared, by
-  substring, so an empty reply (``"("``) counts as **correct**, as does a prefix of the option.
-  That inflates accuracy; it is here to reproduce published numbers only. MVBench only.
-- ``anls_paper``: InfoVQA's ANLS with the paper's rule (Biten et al. 2019; exactly 0.5 is 0)
-  instead of the organisers' script. InfoVQA only.
+  when the sample came from ``--data parquet:``, else the sample's golds. Their number for a
+  free-text benchmark scored by ANLS came from a separate script, not this rule.
+
+Task-specific compatibility modes (a benchmark's own checker, a paper's variant of its metric)
+are registered by the task modules they serve, through the same hook.
 """
 
 from __future__ import annotations
 
 import re
-import string
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from harness import hookimpl
 from harness.records import Sample, Trajectory
-from harness.scoring import anls, extract_answer_span
 from harness.scoring.modes import ScoringMode
 from harness.task import Scored, TaskSpec
 
@@ -169,40 +164,8 @@ def pixel_reasoner(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Sc
     return Scored(score=1.0 if res > 0.5 else 0.0, extracted=extracted)
 
 
-def mvbench_check(pred: str, gt: str) -> bool:
-    """The official MVBench ``check_ans``: first tokens compared by substring, both ways."""
-    pred_option = pred.lower().split(" ")[0]
-    gt_option = gt.lower().split(" ")[0]
-    return pred_option.replace(".", "") in gt_option or gt_option in pred_option
-
-
-def mvbench_official(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
-    """MVBench's official checker on ``"(" + the reply's first line`` (empty counts correct).
-    A sample that produced no reply at all (media or backend error) scores 0."""
-    if spec.name != "mvbench":
-        raise ValueError(f"scoring mode mvbench_official applies to mvbench only, not to task {spec.name!r}")
-    reply = trajectory.final_reply
-    if reply is None:
-        return Scored(score=0.0, extracted=None)
-    pred = "(" + reply.strip().split("\n")[0]
-    letter = sample.answer.strip().upper()
-    text = sample.options[string.ascii_uppercase.index(letter)] if sample.options else ""
-    gt = f"({letter}) {text}"
-    return Scored(score=1.0 if mvbench_check(pred, gt) else 0.0, extracted=pred.lower().split(" ")[0])
-
-
-def anls_paper(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
-    """InfoVQA ANLS (tau 0.5) with the paper's rule on the extracted answer span."""
-    if spec.name != "infovqa":
-        raise ValueError(f"scoring mode anls_paper applies to infovqa only, not to task {spec.name!r}")
-    span = extract_answer_span(trajectory.final_reply)
-    return Scored(score=anls(span, sample.answers or (sample.answer,), rule="paper"), extracted=span)
-
-
 MODES: dict[str, ScoringMode] = {
     "pixel_reasoner": pixel_reasoner,
-    "mvbench_official": mvbench_official,
-    "anls_paper": anls_paper,
 }
 
 

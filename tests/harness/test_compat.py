@@ -13,7 +13,8 @@ import pytest
 from harness.plugins import Harness
 from harness.records import Observation, Sample, Trajectory, Turn
 from harness.run.evaluate import EvalConfig, evaluate
-from harness.scoring.compat import mvbench_check, pixel_reasoner_result, released_transcript
+from harness.scoring.compat import pixel_reasoner_result, released_transcript
+from harness_tasks.mvbench import mvbench_check
 
 
 def _traj(*replies: str, final: str | None = "") -> Trajectory:
