@@ -10,12 +10,14 @@ PyYAML is imported only when a file or override is read.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.coerce import check
+from harness.errors import OptionError
 
 if TYPE_CHECKING:
     from harness.plugins import Harness
@@ -35,59 +37,23 @@ class TrainerSpec:
             raise TypeError(f"trainer {self.name!r}: config_class must be a dataclass")
 
 
-def _check(name: str, tp: Any, value: Any) -> Any:
-    """``value`` checked (and int->float widened) against the annotation ``tp``."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ValueError(f"{name}: {value!r} is not one of {list(typing.get_args(tp))}")
-        return value
-    if origin in (Union, types.UnionType):
-        errors = []
-        for arm in typing.get_args(tp):
-            if arm is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _check(name, arm, value)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError(errors[0] if errors else f"{name}: {value!r} has the wrong type")
-    if origin in (list, tuple, Sequence):
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{name}: expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        items = [_check(name, inner, v) for v in value]
-        return tuple(items) if origin is tuple else items
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if tp is Path and isinstance(value, str):
-        return Path(value)
-    if isinstance(tp, type) and not (isinstance(value, tp) and (tp is bool or not isinstance(value, bool))):
-        raise ValueError(f"{name}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
 def build_config(spec: TrainerSpec, values: Mapping[str, Any]) -> Any:
     """An instance of ``spec.config_class`` from ``values``; ``ValueError`` names a bad key or value."""
     fields = {f.name: f for f in dataclasses.fields(spec.config_class)}
     hints = typing.get_type_hints(spec.config_class)
     unknown = [k for k in values if k not in fields]
     if unknown:
-        raise ValueError(
+        raise OptionError(
             f"trainer {spec.name!r}: unknown config key {unknown[0]!r}; valid keys: {', '.join(fields)}"
         )
-    checked = {k: _check(f"trainer {spec.name!r}: {k}", hints[k], v) for k, v in values.items()}
+    try:
+        checked = {k: check(f"trainer {spec.name!r}: {k}", hints[k], v) for k, v in values.items()}
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
     try:
         return spec.config_class(**checked)
     except TypeError as exc:  # a required field missing
-        raise ValueError(f"trainer {spec.name!r}: {exc}") from None
+        raise OptionError(f"trainer {spec.name!r}: {exc}") from None
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -98,7 +64,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise OptionError(f"--set expects key=value, got {item!r}")
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:  # not YAML (e.g. @tiny): the raw text
@@ -149,9 +115,9 @@ def load_config(spec: TrainerSpec, path: Path | None, overrides: Sequence[str] =
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise ValueError(f"{path}: not valid YAML: {first}") from None
+            raise OptionError(f"{path}: not valid YAML: {first}") from None
         if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a trainer config must be a YAML mapping")
+            raise OptionError(f"{path}: a trainer config must be a YAML mapping")
         values = {str(k): _yaml_number(v, str(v)) for k, v in (loaded or {}).items()}
     values.update(parse_overrides(overrides))
     return build_config(spec, values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from harness.errors import OptionError
 from harness.loop.policy import Policy
 from harness.task import TaskSpec
 
@@ -37,6 +38,6 @@ def parse_model_args(text: str | None) -> dict[str, str]:
     for item in filter(None, (x.strip() for x in (text or "").split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model_args: expected key=value, got {item!r}")
+            raise OptionError(f"--model_args: expected key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out

@@ -7,8 +7,8 @@ dataclass, ``vllm.engine.arg_utils.EngineArgs`` (what ``vllm.LLM(**kwargs)`` bui
 ``tensor_parallel_size``, ``pipeline_parallel_size``, ``data_parallel_size``,
 ``distributed_executor_backend``, ``quantization``, ``kv_cache_dtype``, ``max_num_seqs``,
 ``enable_prefix_caching``... whatever the installed vLLM accepts. An unknown key is a one-line
-error naming it (and the closest field names); values are converted to the field's type
-(``int``, ``float``, ``bool``, ``Literal`` choices, optionals; JSON for dicts and lists, which
+error naming it (and the closest field names); values are converted to the field's type by
+:func:`harness.coerce.coerce` (``int``, ``float``, ``bool``, ``Literal`` choices, optionals; JSON for dicts and lists, which
 cannot contain commas on the command line). Keys the harness sets itself are refused with the
 option to use instead (:data:`VLLM_RESERVED`).
 """
@@ -18,15 +18,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-import json
-import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-_NONE = {"none", "null", ""}
+from harness.coerce import coerce, type_name
+from harness.errors import OptionError
 
 VLLM_ARGS_CLASS = "vllm.engine.arg_utils.EngineArgs"
 VLLM_RESERVED = {
@@ -70,60 +67,6 @@ def _hints(arg_class: type[Any]) -> dict[str, Any]:
     return out
 
 
-def _infer(raw: str) -> Any:
-    """A value whose annotation is unknown: booleans, numbers, null and JSON, else the text."""
-    low = raw.strip().lower()
-    if low in {"true", "false"}:
-        return low == "true"
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def convert(raw: str, annotation: Any) -> Any:
-    """``raw`` (a --model_args string) as a value of type ``annotation``; ``ValueError`` if it is not one."""
-    text = raw.strip()
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if isinstance(annotation, str) or annotation is Any:
-        return _infer(text)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and text.lower() in _NONE:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return convert(text, arg)
-            except ValueError:
-                continue
-        raise ValueError(f"expected one of {', '.join(_name(a) for a in args)}")
-    if origin is typing.Literal:
-        for choice in args:
-            if str(choice) == text or str(choice).lower() == text.lower():
-                return choice
-        raise ValueError(f"expected one of {', '.join(map(str, args))}")
-    if annotation is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise ValueError("expected true or false")
-    if annotation is int:
-        return int(text)
-    if annotation is float:
-        return float(text)
-    if annotation is str:
-        return text
-    if origin in (dict, list, tuple) or annotation in (dict, list, tuple):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise ValueError("expected JSON") from None
-        return tuple(value) if (origin or annotation) is tuple else value
-    return _infer(text)
-
-
-def _name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", str(annotation))
-
-
 def engine_args(
     extra: Mapping[str, str],
     arg_class: type[Any],
@@ -141,20 +84,20 @@ def engine_args(
     out: dict[str, Any] = {}
     for key, raw in extra.items():
         if reserved and key in reserved:
-            raise ValueError(f"{backend}: --model_args {key} is set by the harness; use {reserved[key]}")
+            raise OptionError(f"{backend}: --model_args {key} is set by the harness; use {reserved[key]}")
         if key not in hints:
             close = difflib.get_close_matches(key, [*hints, *own_names])
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             mine = f"its own options ({', '.join(own_names)}) " if own_names else ""
-            raise ValueError(
+            raise OptionError(
                 f"{backend}: unknown --model_args {key}{hint}: neither one of {mine}nor a field of "
                 f"{arg_class.__module__}.{arg_class.__qualname__}"
             )
         try:
-            out[key] = convert(raw, hints[key])
+            out[key] = coerce(raw, hints[key])
         except ValueError as exc:
-            raise ValueError(
-                f"{backend}: --model_args {key}={raw!r}: {exc} ({arg_class.__qualname__}.{key}: {_name(hints[key])})"
+            raise OptionError(
+                f"{backend}: --model_args {key}={raw!r}: {exc} ({arg_class.__qualname__}.{key}: {type_name(hints[key])})"
             ) from None
     return out
 

@@ -36,6 +36,7 @@ from harness.backends import BackendContext, BackendFactory
 from harness.backends.chat import collect_media, finish_text
 from harness.backends.options import MissingExtra, first_line, parse_options
 from harness.data.hub import MODEL_ALTERNATIVES, cached_snapshot, ensure_hub, hub_unreachable, unavailable
+from harness.errors import OptionError, UserError
 from harness.loop.policy import Policy, Reply, Request, Sampling
 from harness.loop.protocol import TOOL_END
 
@@ -62,17 +63,19 @@ class HFOptions:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"hf: --model_args dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise OptionError(
+                f"hf: --model_args dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+            )
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ValueError(
+            raise OptionError(
                 f"hf: --model_args device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
             )
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"hf: --model_args batch_size must be >= 1, got {self.batch_size}")
+            raise OptionError(f"hf: --model_args batch_size must be >= 1, got {self.batch_size}")
         if self.video_fps <= 0:
-            raise ValueError(f"hf: --model_args video_fps must be > 0, got {self.video_fps}")
+            raise OptionError(f"hf: --model_args video_fps must be > 0, got {self.video_fps}")
         if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
-            raise ValueError("hf: --model_args min_pixels must not exceed max_pixels")
+            raise OptionError("hf: --model_args min_pixels must not exceed max_pixels")
 
 
 def transformers_module() -> Any:
@@ -85,15 +88,15 @@ def transformers_module() -> Any:
 def resolve_model(name: str) -> str:
     """``@tiny`` -> the cached tiny model's folder (built on first use); anything else unchanged."""
     if not name:
-        raise ValueError("hf needs a model: --model hf:PATH_OR_HUB_ID (or hf:@tiny)")
+        raise UserError("hf needs a model: --model hf:PATH_OR_HUB_ID (or hf:@tiny)")
     if name == TINY:
         from harness.backends.tiny import ensure_tiny_model
 
         return str(ensure_tiny_model())
     if name.startswith("@"):
-        raise ValueError(f"hf: unknown built-in model {name!r}; valid: {TINY}")
+        raise UserError(f"hf: unknown built-in model {name!r}; valid: {TINY}")
     if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
-        raise ValueError(f"hf: no model folder {name!r} (a hub id looks like ORG/NAME)")
+        raise UserError(f"hf: no model folder {name!r} (a hub id looks like ORG/NAME)")
     return str(Path(name).expanduser()) if name.startswith("~") else name
 
 
@@ -108,7 +111,7 @@ def offline_source(name: str) -> str | None:
         return None
     cached = cached_snapshot(name)
     if cached is None:
-        raise ValueError(f"hf: {unavailable('model', name, offline, MODEL_ALTERNATIVES)}")
+        raise UserError(f"hf: {unavailable('model', name, offline, MODEL_ALTERNATIVES)}")
     return str(cached)
 
 
@@ -159,13 +162,13 @@ class HFPolicy:
             )
         except OSError as exc:
             if offline:
-                raise ValueError(f"hf: {unavailable('model', model, offline, MODEL_ALTERNATIVES)}") from exc
-            raise ValueError(f"hf: cannot load {model!r}: {first_line(exc)}") from exc
+                raise UserError(f"hf: {unavailable('model', model, offline, MODEL_ALTERNATIVES)}") from exc
+            raise UserError(f"hf: cannot load {model!r}: {first_line(exc)}") from exc
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
         if not getattr(self.processor, "chat_template", None):
-            raise ValueError(f"hf: {model!r} has no chat template; the hf backend renders prompts with it")
+            raise UserError(f"hf: {model!r} has no chat template; the hf backend renders prompts with it")
         self._set_pixel_bounds()
         pad = self.tokenizer.pad_token_id
         self.pad_id: int = int(pad if pad is not None else self.tokenizer.eos_token_id)

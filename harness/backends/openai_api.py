@@ -46,6 +46,7 @@ from harness import hookimpl
 from harness.backends import BackendContext, BackendFactory
 from harness.backends.chat import DataUrlCache, finish_text, to_openai_messages
 from harness.backends.options import MissingExtra, parse_options
+from harness.errors import OptionError, UserError
 from harness.loop.policy import Policy, Reply, Request
 from harness.loop.protocol import TOOL_END, TOOL_START
 
@@ -53,7 +54,7 @@ INSTALL_HINT = "the openai backend needs the openai client: pip install 'pixel-h
 NO_KEY = "EMPTY"  # sent when the key variable is unset (local servers ignore it)
 
 
-class BackendConfigError(ValueError):
+class BackendConfigError(UserError):
     """The endpoint refused the configuration (URL, model, key): no request can succeed."""
 
 
@@ -73,19 +74,19 @@ class OpenAIOptions:
 
     def __post_init__(self) -> None:
         if self.base_url is not None and urlparse(self.base_url).scheme not in ("http", "https"):
-            raise ValueError(f"openai: --model_args base_url must be an http(s) URL, got {self.base_url!r}")
+            raise OptionError(f"openai: --model_args base_url must be an http(s) URL, got {self.base_url!r}")
         if self.concurrency < 1:
-            raise ValueError(f"openai: --model_args concurrency must be >= 1, got {self.concurrency}")
+            raise OptionError(f"openai: --model_args concurrency must be >= 1, got {self.concurrency}")
         if self.max_retries < 0 or self.timeout <= 0:
-            raise ValueError("openai: --model_args max_retries must be >= 0 and timeout > 0")
+            raise OptionError("openai: --model_args max_retries must be >= 0 and timeout > 0")
         if self.image_format not in ("png", "jpeg"):
-            raise ValueError(
+            raise OptionError(
                 f"openai: --model_args image_format must be png or jpeg, got {self.image_format!r}"
             )
         if self.video not in ("video_url", "images"):
-            raise ValueError(f"openai: --model_args video must be video_url or images, got {self.video!r}")
+            raise OptionError(f"openai: --model_args video must be video_url or images, got {self.video!r}")
         if self.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
-            raise ValueError(
+            raise OptionError(
                 "openai: --model_args max_tokens_field must be max_tokens or max_completion_tokens"
             )
 
@@ -126,7 +127,7 @@ class OpenAIPolicy:
         except ImportError as exc:
             raise MissingExtra(INSTALL_HINT) from exc
         if not model:
-            raise ValueError("openai needs a model name: --model openai:MODEL --model_args base_url=URL")
+            raise UserError("openai needs a model name: --model openai:MODEL --model_args base_url=URL")
         self.openai, self.model, self.options = openai, model, options
         self.name = f"openai:{model}"
         self.client = openai.OpenAI(

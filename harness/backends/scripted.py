@@ -24,6 +24,8 @@ from typing import Any
 from harness import hookimpl
 from harness.backends import BackendContext, BackendFactory
 from harness.cli.suggest import suggestion
+from harness.coerce import coerce, describe
+from harness.errors import OptionError, UserError
 from harness.loop.policy import Policy, Reply, Request, completed
 from harness.records import Sample
 from harness.task import TaskSpec
@@ -139,7 +141,7 @@ def load_replay(path: Path) -> dict[str, list[str]]:
     if path.suffix == ".json":
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected an object mapping 'task/sample_id' to a list of replies")
+            raise UserError(f"{path}: expected an object mapping 'task/sample_id' to a list of replies")
         return {str(k): [str(x) for x in v] for k, v in data.items()}
     out: dict[str, list[str]] = {}
     # "\n" only: str.splitlines() would also break at U+2028/U+0085, which older files kept raw.
@@ -150,7 +152,7 @@ def load_replay(path: Path) -> dict[str, list[str]]:
             traj = json.loads(line)["trajectory"]
             out[f"{traj['task']}/{traj['sample_id']}"] = [_recorded_reply(t) for t in traj["turns"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a samples.jsonl line ({exc})") from exc
+            raise UserError(f"{path}:{lineno}: not a samples.jsonl line ({exc})") from exc
     return out
 
 
@@ -194,29 +196,40 @@ class Delayed:
         return self.inner.generate(requests)
 
 
+def _number(ctx: BackendContext, key: str, default: float) -> float:
+    raw = ctx.model_args.get(key)
+    if raw is None:
+        return default
+    try:
+        value: float = coerce(raw, float)
+    except ValueError:
+        raise OptionError(f"scripted: --model_args {key} needs {describe(float)}, got {raw!r}") from None
+    return value
+
+
 def _make(rest: str, ctx: BackendContext) -> Policy:
     kind, _, arg = rest.partition(":")
     known = {"tool_rate", "delay"}
     unknown = set(ctx.model_args) - known
     if unknown:
-        raise ValueError(f"scripted: unknown --model_args {sorted(unknown)}; valid: {sorted(known)}")
+        raise OptionError(f"scripted: unknown --model_args {sorted(unknown)}; valid: {sorted(known)}")
     policy: Policy
     if kind == "oracle":
         policy = OraclePolicy()
     elif kind == "random":
-        policy = RandomPolicy(ctx.tasks, float(ctx.model_args.get("tool_rate", 0.5)))
+        policy = RandomPolicy(ctx.tasks, _number(ctx, "tool_rate", 0.5))
     elif kind == "replay":
         if not arg:
-            raise ValueError("scripted:replay needs a file: --model scripted:replay:PATH")
+            raise UserError("scripted:replay needs a file: --model scripted:replay:PATH")
         if not Path(arg).is_file():
             raise FileNotFoundError(f"scripted:replay: no such file {arg!r}")
         policy = ReplayPolicy(Path(arg))
     else:
-        raise ValueError(
+        raise UserError(
             f"unknown scripted policy {kind!r}{suggestion(kind, ('oracle', 'random', 'replay'))}; "
             "valid: scripted:oracle, scripted:random, scripted:replay:FILE"
         )
-    delay = float(ctx.model_args.get("delay", 0.0))
+    delay = _number(ctx, "delay", 0.0)
     return Delayed(policy, delay) if delay > 0 else policy
 
 

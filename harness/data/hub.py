@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data.confine import PathEscape, confined
+from harness.errors import UserError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -45,7 +46,7 @@ DATA_ALTERNATIVES = "--data parquet:PATH, --data jsonl:PATH or --data hub:mirror
 MODEL_ALTERNATIVES = "--model hf:DIR (a local checkpoint folder) or --model hf:@tiny (built offline)"
 
 
-class HubError(ValueError):
+class HubError(UserError):
     """The hub (or a mirror) cannot give a dataset; a one-line message with the way out."""
 
 

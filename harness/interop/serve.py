@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import OptionError
 from harness.loop.limits import Limits
 from harness.loop.policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
 from harness.loop.protocol import TOOL_END
@@ -67,14 +68,14 @@ class ServeOptions:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
-            raise ValueError(f"--port must be in 0..65535, got {self.port}")
+            raise OptionError(f"--port must be in 0..65535, got {self.port}")
         for name in ("max_batch", "max_request_pixels", "max_body_bytes", "backlog"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise OptionError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not self.read_timeout > 0:
-            raise ValueError(f"--read_timeout must be > 0, got {self.read_timeout}")
+            raise OptionError(f"--read_timeout must be > 0, got {self.read_timeout}")
         if self.api_key is not None and not self.api_key:
-            raise ValueError("--api-key must not be empty")
+            raise OptionError("--api-key must not be empty")
 
 
 class HTTPError(Exception):

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from harness.errors import UserError
 from harness.interop.serve import Batcher, HTTPError, ServeOptions, completion_response, parse_completion
 from harness.loop.policy import Policy
 
@@ -247,7 +248,7 @@ def bind(options: ServeOptions) -> socket.socket:
         return socket.create_server((options.host, options.port), family=family, backlog=options.backlog)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise ValueError(f"cannot listen on --host {options.host} --port {options.port}: {reason}") from None
+        raise UserError(f"cannot listen on --host {options.host} --port {options.port}: {reason}") from None
 
 
 class Server:

@@ -7,6 +7,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from harness.coerce import coerce, field_types
+from harness.errors import OptionError
+
 PATCH = 28  # Qwen2.5-VL resize factor (14 px patches merged 2x2)
 
 
@@ -50,15 +53,15 @@ class Limits:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value < 0:
-                raise ValueError(f"limit {f.name} must be >= 0, got {value}")
+                raise OptionError(f"limit {f.name} must be >= 0, got {value}")
         if self.min_pixels > self.max_pixels:
-            raise ValueError("limit min_pixels must not exceed max_pixels")
+            raise OptionError("limit min_pixels must not exceed max_pixels")
         if self.source_min_pixels > self.source_max_pixels:
-            raise ValueError("limit source_min_pixels must not exceed source_max_pixels")
+            raise OptionError("limit source_min_pixels must not exceed source_max_pixels")
         if self.frame_min_pixels > self.frame_max_pixels:
-            raise ValueError("limit frame_min_pixels must not exceed frame_max_pixels")
+            raise OptionError("limit frame_min_pixels must not exceed frame_max_pixels")
         if self.crop_min_pixels > self.crop_max_pixels:
-            raise ValueError("limit crop_min_pixels must not exceed crop_max_pixels")
+            raise OptionError("limit crop_min_pixels must not exceed crop_max_pixels")
 
     def replace(self, **changes: Any) -> Limits:
         return dataclasses.replace(self, **changes)
@@ -68,17 +71,17 @@ class Limits:
         """Parse ``key=value,key=value`` (values are ints, or a float for crop_padding)."""
         if not text:
             return cls()
-        names = {f.name: f for f in dataclasses.fields(cls)}
+        types = field_types(cls)
         changes: dict[str, Any] = {}
         for item in text.split(","):
             key, sep, raw = item.partition("=")
             key = key.strip()
-            if not sep or key not in names:
-                raise ValueError(
-                    f"--limits: unknown or malformed item {item!r}; valid keys: {', '.join(names)}"
+            if not sep or key not in types:
+                raise OptionError(
+                    f"--limits: unknown or malformed item {item!r}; valid keys: {', '.join(types)}"
                 )
             try:
-                changes[key] = float(raw) if key == "crop_padding" else int(raw)
-            except ValueError as exc:
-                raise ValueError(f"--limits: {key} needs a number, got {raw!r}") from exc
+                changes[key] = coerce(raw, types[key])
+            except ValueError:
+                raise OptionError(f"--limits: {key} needs a number, got {raw!r}") from None
         return cls(**changes)

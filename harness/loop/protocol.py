@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import OptionError
 from harness.records import ToolCall
 from harness.task import PromptMode
 
@@ -115,7 +116,7 @@ def user_text(question: str, mode: PromptMode) -> str:
         return question + "\n\n" + NOTOOL_GUIDELINE
     if mode == "official":
         return question
-    raise ValueError(f"unknown prompt mode {mode!r}; expected vcot, notool or official")
+    raise OptionError(f"unknown prompt mode {mode!r}; expected vcot, notool or official")
 
 
 @dataclass(frozen=True, slots=True)

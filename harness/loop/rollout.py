@@ -27,11 +27,11 @@ from typing import Any
 from harness.backends.batcher import Batcher
 from harness.data import MediaError, open_media
 from harness.data.media_pool import default_workers, worker_pool
+from harness.errors import OptionError
 from harness.loop.episode import Episode, Message
 from harness.loop.limits import Limits
 from harness.loop.policy import AsyncPolicy, Policy, Reply, Request, Sampling
-from harness.records import Sample, SampleScore, Trajectory
-from harness.run.results import SampleRecord
+from harness.records import Sample, SampleRecord, SampleScore, Trajectory
 from harness.scoring.modes import DEFAULT_MODE, ScoringMode, official, score_trajectory
 from harness.task import PromptMode, TaskSpec
 from harness.tools import ToolSpec
@@ -54,9 +54,9 @@ class RolloutConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise OptionError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise OptionError(f"workers must be >= 1, got {self.workers}")
 
 
 def sample_seed(run_seed: int, key: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.backends import BackendContext, split_model
 from harness.data import DataError, load_samples
+from harness.errors import OptionError
 from harness.loop.limits import Limits
 from harness.loop.policy import Policy, Sampling
 from harness.loop.rollout import RolloutConfig, rollout
@@ -27,11 +28,11 @@ from harness.run.results import (
     SampleRecord,
     SamplesWriter,
     prepare_run_dir,
-    task_result,
     write_json_atomic,
 )
 from harness.run.runlock import RunLock
 from harness.run.shard import Shard, fingerprint
+from harness.scoring.aggregate import task_result
 from harness.task import PromptMode, TaskSpec
 from harness.tools import tools_for_protocol
 
@@ -152,12 +153,15 @@ def _evaluate(
     specs = harness.resolve_tasks(config.tasks)
     for spec in specs:
         if config.mode not in spec.prompt_modes:
-            raise ValueError(
+            raise OptionError(
                 f"task {spec.name} has no prompt mode {config.mode!r} (has {', '.join(spec.prompt_modes)})"
             )
     scoring = harness.scoring_mode(config.scoring)
     tools = tools_for_protocol(harness.tools, config.protocol)
-    shard = Shard.parse(config.shard) if config.shard else None
+    try:
+        shard = Shard.parse(config.shard) if config.shard else None
+    except ValueError as exc:  # a malformed --shard I/N
+        raise OptionError(str(exc)) from None
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.errors import OptionError
 from harness.run.results import SAMPLES, RunDirError
 from harness.run.shard import Shard
 
@@ -101,12 +102,12 @@ def evaluate_launched(
     from harness.run.merge import merge
 
     if config.shard:
-        raise ValueError(
+        raise OptionError(
             f"--shard {config.shard} cannot be combined with a {process.count}-process launch: "
             "each process already evaluates shard RANK/WORLD_SIZE"
         )
     if not config.output_path:
-        raise ValueError(
+        raise OptionError(
             "a multi-process launch needs --output_path (each process writes OUT/shard-I-of-N, "
             "the main process merges them into OUT)"
         )

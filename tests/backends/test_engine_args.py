@@ -16,9 +16,10 @@ import pytest
 from backend_support import needs_hf
 
 from harness.backends import BackendContext, parse_model_args
-from harness.backends.engine_args import convert, engine_args, split_model_args, vllm_engine_args
+from harness.backends.engine_args import engine_args, split_model_args, vllm_engine_args
 from harness.backends.options import MissingExtra
 from harness.backends.vllm_engine import VLLMOptions, engine_kwargs
+from harness.coerce import coerce
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -111,7 +112,7 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     ],
 )
 def test_convert(raw: str, annotation: Any, expected: Any) -> None:
-    assert convert(raw, annotation) == expected
+    assert coerce(raw, annotation) == expected
 
 
 @pytest.mark.parametrize(
