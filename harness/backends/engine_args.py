@@ -26,6 +26,7 @@ from harness.coerce import coerce, type_name
 from harness.errors import OptionError
 
 VLLM_ARGS_CLASS = "vllm.engine.arg_utils.EngineArgs"
+VLLM_INSTALL_HINT = "the vllm backend needs vLLM (a GPU machine): pip install 'pixel-harness[vllm]'"
 VLLM_RESERVED = {
     "model": "--model",
     "seed": "--seed",
@@ -109,7 +110,5 @@ def vllm_engine_args(extra: Mapping[str, str], own: type[Any] | None = None) -> 
     try:
         arg_class = load_class(VLLM_ARGS_CLASS)
     except ImportError as exc:
-        from harness.backends.vllm_engine import INSTALL_HINT
-
-        raise MissingExtra(INSTALL_HINT) from exc
+        raise MissingExtra(VLLM_INSTALL_HINT) from exc
     return engine_args(extra, arg_class, backend="vllm", own=own, reserved=VLLM_RESERVED)

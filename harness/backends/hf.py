@@ -34,6 +34,7 @@ from typing import Any
 from harness import hookimpl
 from harness.backends import BackendContext, BackendFactory
 from harness.backends.chat import collect_media, finish_text
+from harness.backends.lazy import transformers_module
 from harness.backends.options import MissingExtra, first_line, parse_options
 from harness.data.hub import MODEL_ALTERNATIVES, cached_snapshot, ensure_hub, hub_unreachable, unavailable
 from harness.errors import OptionError, UserError
@@ -76,13 +77,6 @@ class HFOptions:
             raise OptionError(f"hf: --model_args video_fps must be > 0, got {self.video_fps}")
         if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
             raise OptionError("hf: --model_args min_pixels must not exceed max_pixels")
-
-
-def transformers_module() -> Any:
-    """``transformers``, imported now (typed loosely: its API is only partly annotated)."""
-    import transformers
-
-    return transformers
 
 
 def resolve_model(name: str) -> str:
@@ -370,8 +364,3 @@ FACTORIES: dict[str, Callable[[str, BackendContext], Policy]] = {"hf": make_hf}
 @hookimpl
 def harness_register_backends() -> dict[str, BackendFactory]:
     return dict(FACTORIES)
-
-
-def tiny_model_path() -> Path:
-    """The embedded tiny model's folder (built on first call)."""
-    return Path(resolve_model(TINY))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from harness.coerce import coerce, describe
 from harness.errors import OptionError, UserError
@@ -48,8 +48,3 @@ def parse_options(cls: type[T], model_args: Mapping[str, str], backend: str) -> 
                 f"{backend}: --model_args {key} needs {describe(hints[key])}, got {raw!r}"
             ) from None
     return cls(**values)
-
-
-def options_help(cls: type[Any]) -> str:
-    """``key=default, ...`` of an options dataclass (for error messages and docs)."""
-    return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.backends.hf import transformers_module
+from harness.backends.lazy import transformers_module
 from harness.data import cache_dir
 from harness.loop.protocol import (
     CROP_RESULT,

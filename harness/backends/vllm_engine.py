@@ -40,13 +40,13 @@ from harness import hookimpl
 from harness.backends import BackendContext, BackendFactory
 from harness.backends.batcher import Batcher
 from harness.backends.chat import collect_media, finish_text
-from harness.backends.engine_args import split_model_args, vllm_engine_args
+from harness.backends.engine_args import VLLM_INSTALL_HINT, split_model_args, vllm_engine_args
 from harness.backends.options import MissingExtra, parse_options
 from harness.errors import OptionError, UserError
-from harness.loop.policy import FinishReason, Policy, Reply, Request, Sampling
+from harness.loop.policy import DEFAULT_STOP, FinishReason, Policy, Reply, Request, Sampling
 from harness.loop.protocol import TOOL_END
 
-INSTALL_HINT = "the vllm backend needs vLLM (a GPU machine): pip install 'pixel-harness[vllm]'"
+INSTALL_HINT = VLLM_INSTALL_HINT
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,8 @@ class VLLMPolicy:
             import vllm
         except ImportError as exc:
             raise MissingExtra(INSTALL_HINT) from exc
-        from harness.backends.hf import resolve_model, transformers_module
+        from harness.backends.hf import resolve_model
+        from harness.backends.lazy import transformers_module
 
         source = resolve_model(model)
         self.vllm, self.options, self.name = vllm, options, f"vllm:{model}"
@@ -200,7 +201,7 @@ class VLLMPolicy:
         else:
             self.llm = vllm.LLM(**kwargs)
         tokenizer = self.processor.tokenizer
-        ends = ("<|im_end|>", "<|endoftext|>", *((TOOL_END,) if options.stop_at_tool_call else ()))
+        ends = (*DEFAULT_STOP, *((TOOL_END,) if options.stop_at_tool_call else ()))
         ids = [tokenizer.encode(s, add_special_tokens=False) for s in ends]
         self.stop_token_ids = [t[0] for t in ids if len(t) == 1]
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import OptionError
+from harness.loop.policy import DEFAULT_STOP
 from harness.records import ToolCall
 from harness.task import PromptMode
 
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 
 TOOL_START = "<tool_call>"
 TOOL_END = "</tool_call>"
-#: Stop strings that may be left at the end of a reply by a backend that keeps them.
-STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
-
 # Verbatim: experience_maker.get_required_messages (system text of every prompt).
 SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -140,7 +138,7 @@ def strip_stop(text: str) -> str:
     changed = True
     while changed:
         changed = False
-        for stop in STOP_TOKENS:
+        for stop in DEFAULT_STOP:
             if out.endswith(stop):
                 out = out[: -len(stop)].rstrip()
                 changed = True
