@@ -213,6 +213,11 @@ class Sample(_Record):
         """Stable identity of the sample across runs: ``task/id``."""
         return f"{self.task}/{self.id}"
 
+    @property
+    def golds(self) -> tuple[str, ...]:
+        """Every accepted answer: ``answers``, or ``(answer,)`` when the task has one gold."""
+        return self.answers or (self.answer,)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCall(_Record):
@@ -423,3 +428,40 @@ class RunResult(_Record):
                 for name, row in data["results"].items()
             }
         return from_dict(cls, data)
+
+
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord:
+    """One finished sample as a run folder keeps it (one line of samples.jsonl): the sample, its
+    trajectory and its score."""
+
+    sample: Sample
+    trajectory: Trajectory
+    score: SampleScore
+
+    @property
+    def key(self) -> str:
+        return self.sample.key
+
+    def to_json(self) -> str:
+        row = {
+            "key": self.key,
+            "sample": self.sample.to_dict(),
+            "trajectory": self.trajectory.to_dict(),
+            "score": self.score.to_dict(),
+        }
+        line = json.dumps(row, ensure_ascii=False, allow_nan=False, default=str)
+        # One record, one line for every reader: str.splitlines() (and JavaScript) also break at
+        # U+0085, U+2028 and U+2029, which json.dumps leaves raw; they only occur inside strings.
+        return line.translate(_LINE_BREAKS) if not line.isascii() else line
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> SampleRecord:
+        return cls(
+            sample=Sample.from_dict(row["sample"]),
+            trajectory=Trajectory.from_dict(row["trajectory"]),
+            score=SampleScore.from_dict(row["score"]),
+        )

@@ -38,7 +38,7 @@ class Scored:
 class CorpusMetric:
     """A statistic over all of a task's scores that is not a mean of per-sample values (e.g.
     an RMSE of counts). ``compute`` gets the task's scores; a standard error is taken
-    from lm-eval's bootstrap (:func:`harness.scoring.stats.bootstrap_stderr`)."""
+    from lm-eval's bootstrap (:func:`harness.scoring.aggregate.bootstrap_stderr`)."""
 
     name: str
     compute: Callable[[Sequence[SampleScore]], float]

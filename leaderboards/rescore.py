@@ -1,8 +1,9 @@
 """``harness rescore RUN_DIR --scoring MODE``: recompute every score from samples.jsonl alone.
 
 No model runs. Each record's trajectory is scored again with the chosen scoring mode (the same
-:func:`harness.scoring.modes.score_trajectory` evaluation uses), per-task results are rebuilt
-with :func:`harness.run.results.task_result`, and the run gets ``results.<mode>.json`` and
+:func:`harness.scoring.modes.score_trajectory` evaluation uses), results.json is rebuilt by
+:func:`harness.run.evaluate.build_result` (the one path of a run, a shard and a merge, so it has
+the run's fingerprint with ``scoring`` = the mode), and the run gets ``results.<mode>.json`` and
 ``samples.<mode>.jsonl`` beside the originals, which are never overwritten. The new results
 file is an ordinary ``RunResult`` (``config["scoring"]`` = the mode, ``config["rescored"]``
 saying from what), so ``harness leaderboard RUN_DIR/results.<mode>.json`` reports it.
@@ -23,14 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.plugins import Harness
-from harness.records import RunResult
+from harness.records import RunResult, SampleRecord
 from harness.run.results import (
     RESULTS,
     RUN_CONFIG,
     SAMPLES,
-    SampleRecord,
     read_samples,
-    task_result,
     write_json_atomic,
     write_lines_atomic,
 )
@@ -144,19 +143,22 @@ def _rescore(run_dir: Path, mode_name: str, mode: ScoringMode, harness: Harness)
         "run_versions": {t: old_versions.get(t) for t in specs},
         "scorer_versions": {t: s.version for t, s in specs.items()},
     }
-    from harness.run.evaluate import git_revision, package_versions
+    from harness.run.evaluate import build_result
 
-    result = RunResult(
-        results={t: task_result(s, new_records, mode_name) for t, s in specs.items()},
-        config=config,
-        versions={t: s.version for t, s in specs.items()},
-        packages=package_versions(),
+    result = build_result(
+        config,
+        list(specs.values()),
+        new_records,
+        {t: sum(1 for r in new_records if r.sample.task == t) for t in specs},
+        old.wall_seconds if old else 0.0,
+    )
+    # The run's own identity and time (build_result would stamp the rescore's).
+    result = replace(
+        result,
         seed=old.seed if old else int(config.get("seed", 0) or 0),
         model=old.model if old else str(config.get("model", "unknown")),
         wall_seconds=old.wall_seconds if old else 0.0,
         created=old.created if old else "",
-        git=git_revision(),
-        n_samples={t: sum(1 for r in new_records if r.sample.task == t) for t in specs},
     )
     results_path = run_dir / f"results.{mode_name}.json"
     samples_path = run_dir / f"samples.{mode_name}.jsonl"

@@ -352,8 +352,7 @@ def score(reply: str | None, sample: Sample) -> Scored:
     ``extract_answer_span`` (last boxed content, else the "answer is" line, else the last line),
     max over all gold answers. No answer (empty reply, ``None``) scores 0.0."""
     span = extract_answer_span(reply)
-    golds = sample.answers or (sample.answer,)
-    return Scored(score=anls(span, golds, tau=TAU, rule=RULE), extracted=span)
+    return Scored(score=anls(span, sample.golds, tau=TAU, rule=RULE), extracted=span)
 
 
 def anls_paper(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored:
@@ -361,7 +360,7 @@ def anls_paper(spec: TaskSpec, sample: Sample, trajectory: Trajectory) -> Scored
     if spec.name != NAME:
         raise ValueError(f"scoring mode anls_paper applies to {NAME} only, not to task {spec.name!r}")
     span = extract_answer_span(trajectory.final_reply)
-    return Scored(score=anls(span, sample.answers or (sample.answer,), rule="paper"), extracted=span)
+    return Scored(score=anls(span, sample.golds, rule="paper"), extracted=span)
 
 
 def _joined(values: object) -> str:

@@ -40,6 +40,7 @@ from harness.loop.protocol import SYSTEM_PROMPT, user_text
 from harness.loop.rollout import sample_seed
 from harness.plugins import Harness, make_plugin_manager
 from harness.records import Sample, SampleScore
+from harness.scoring.modes import sample_score
 from harness.task import TaskSpec
 from harness.tools import shown_input
 
@@ -127,7 +128,7 @@ def doc_to_image(doc: Mapping[str, Any]) -> list[Any]:
 
 def doc_to_target(doc: Mapping[str, Any]) -> str:
     sample = doc_sample(doc)
-    return " | ".join(sample.answers or (sample.answer,))
+    return " | ".join(sample.golds)
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[str]) -> dict[str, Any]:
@@ -138,14 +139,7 @@ def process_results(doc: Mapping[str, Any], results: Sequence[str]) -> dict[str,
     scored = spec.score(reply, sample)
     out: dict[str, Any] = {spec.metric: scored.score}
     if spec.corpus_metrics:
-        record = SampleScore(
-            task=sample.task,
-            sample_id=sample.id,
-            metric=spec.metric,
-            score=scored.score,
-            extracted=scored.extracted,
-            gold=sample.answers or (sample.answer,),
-        ).to_dict()
+        record = sample_score(spec, sample, scored).to_dict()
         out.update({m.name: record for m in spec.corpus_metrics})
     return out
 

@@ -1,7 +1,7 @@
 """``harness merge DIR... --output_path OUT``: combine shard folders into one run folder.
 
 Every number is recomputed from the merged samples with the function a single run uses
-(:func:`harness.run.evaluate.build_result`, hence :func:`harness.run.results.task_result`), never by
+(:func:`harness.run.evaluate.build_result`, hence :func:`harness.scoring.aggregate.task_result`), never by
 averaging shard averages: metrics, standard errors (bootstrap ones included), breakdowns and
 tool statistics equal those of the unsharded run, and ``OUT`` has the same layout
 (``results.json``, ``samples.jsonl``, ``run_config.json``, ``crops/``), so leaderboards and
@@ -32,13 +32,12 @@ from typing import Any
 
 from harness.data.confine import PathEscape, confined
 from harness.plugins import Harness
-from harness.records import RunResult
+from harness.records import RunResult, SampleRecord
 from harness.run.results import (
     CROPS,
     RESULTS,
     RUN_CONFIG,
     SAMPLES,
-    SampleRecord,
     read_samples,
     write_json_atomic,
     write_lines_atomic,

@@ -19,17 +19,12 @@ import math
 import os
 import tempfile
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from harness.records import EndReason, MetricValue, Sample, SampleScore, TaskResult, Trajectory
-from harness.run.shard import natural_key
-from harness.scoring import aggregate, breakdown
-from harness.scoring.stats import bootstrap_stderr
-from harness.task import TaskSpec
+from harness.records import SampleRecord as SampleRecord  # re-exported: the lines of samples.jsonl
+from harness.records import Trajectory
 
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
@@ -37,44 +32,8 @@ RUN_CONFIG = "run_config.json"
 CROPS = "crops"
 
 
-_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
 class RunDirError(Exception):
     """The output folder cannot be used as asked (exists without --resume, config mismatch)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SampleRecord:
-    """One line of samples.jsonl."""
-
-    sample: Sample
-    trajectory: Trajectory
-    score: SampleScore
-
-    @property
-    def key(self) -> str:
-        return self.sample.key
-
-    def to_json(self) -> str:
-        row = {
-            "key": self.key,
-            "sample": self.sample.to_dict(),
-            "trajectory": self.trajectory.to_dict(),
-            "score": self.score.to_dict(),
-        }
-        line = json.dumps(row, ensure_ascii=False, allow_nan=False, default=str)
-        # One record, one line for every reader: str.splitlines() (and JavaScript) also break at
-        # U+0085, U+2028 and U+2029, which json.dumps leaves raw; they only occur inside strings.
-        return line.translate(_LINE_BREAKS) if not line.isascii() else line
-
-    @classmethod
-    def from_json(cls, row: dict[str, Any]) -> SampleRecord:
-        return cls(
-            sample=Sample.from_dict(row["sample"]),
-            trajectory=Trajectory.from_dict(row["trajectory"]),
-            score=SampleScore.from_dict(row["score"]),
-        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -278,81 +237,3 @@ def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool) -> list[
                 )
     write_json_atomic(cfg_path, config)
     return read_samples(samples, repair=True)
-
-
-def tool_stats(pairs: Sequence[tuple[Trajectory, SampleScore]]) -> dict[str, float]:
-    """Tool-use statistics of a task: ops per sample, rate of pixel-space reasoning, errors, turns."""
-    n = len(pairs)
-    if n == 0:
-        return {}
-    ops = sum(t.n_ops for t, _ in pairs)
-    errors = sum(t.n_errors for t, _ in pairs)
-    with_tools = [s.score for t, s in pairs if t.n_ops > 0]
-    without = [s.score for t, s in pairs if t.n_ops == 0]
-    ends = Counter(t.end_reason for t, _ in pairs)
-    stats: dict[str, float] = {
-        "ops_per_sample": ops / n,
-        "pixel_reasoning_rate": len(with_tools) / n,
-        "tool_error_rate": errors / ops if ops else 0.0,
-        "turns_per_sample": sum(len(t.turns) for t, _ in pairs) / n,
-        "sample_error_rate": sum(1 for t, _ in pairs if t.error) / n,
-    }
-    # Undefined rates (no sample with / without tool use) are left out rather than NaN.
-    if with_tools:
-        stats["score_with_tools"] = sum(with_tools) / len(with_tools)
-    if without:
-        stats["score_without_tools"] = sum(without) / len(without)
-    # Every end reason, zeros included: a run written before ``no_answer`` existed lacks that key
-    # (its replies without an answer are counted under ``end_answer``), so reports can tell.
-    stats.update({f"end_{reason}": ends.get(reason, 0) / n for reason in get_args(EndReason)})
-    stats.update({f"end_{reason}": count / n for reason, count in sorted(ends.items())})
-    return stats
-
-
-def task_result(spec: TaskSpec, records: Iterable[SampleRecord], scoring: str = "official") -> TaskResult:
-    """Aggregate one task's records: metric with stderr, breakdowns, tool statistics.
-
-    Records are taken in a canonical order (natural order of sample ids), so the numbers do not
-    depend on the order samples finished in: a resumed run, another batch size or a merge of
-    shards (``harness merge``) gives the same floats, bootstrap standard errors included.
-    """
-    recs = sorted((r for r in records if r.sample.task == spec.name), key=lambda r: natural_key(r.sample.id))
-    overall = aggregate([r.score.score for r in recs])
-    return TaskResult(
-        task=spec.name,
-        version=spec.version,
-        metric=spec.metric,
-        value=overall.value,
-        stderr=overall.stderr,
-        n=overall.n,
-        breakdown=breakdown([(r.score.breakdown, r.score.score) for r in recs]),
-        tool_stats=tool_stats([(r.trajectory, r.score) for r in recs]),
-        scorer={"scoring": scoring, **spec.scorer_params},
-        metrics=corpus_metrics(spec, [r.score for r in recs]) if scoring == "official" else {},
-        higher_is_better={
-            spec.metric: spec.higher_is_better,
-            **{m.name: m.higher_is_better for m in spec.corpus_metrics},
-        },
-    )
-
-
-def corpus_metrics(spec: TaskSpec, scores: Sequence[SampleScore]) -> dict[str, MetricValue]:
-    """The task's non-mean statistics (e.g. an RMSE of counts) with lm-eval's bootstrap stderr."""
-    if not scores:
-        return {}
-    return {
-        m.name: MetricValue(m.compute(scores), bootstrap_stderr(m.compute, scores), len(scores))
-        for m in spec.corpus_metrics
-    }
-
-
-def by_task(records: Iterable[SampleRecord]) -> dict[str, list[SampleRecord]]:
-    groups: dict[str, list[SampleRecord]] = defaultdict(list)
-    for r in records:
-        groups[r.sample.task].append(r)
-    return dict(groups)
-
-
-def breakdown_table(result: TaskResult) -> list[tuple[str, str, MetricValue]]:
-    """Flatten a TaskResult's breakdown into (key, category, value) rows."""
-    return [(k, c, v) for k, cats in result.breakdown.items() for c, v in cats.items()]

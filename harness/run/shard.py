@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.records import Sample
+from harness.scoring.aggregate import natural_key
 
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 # Sources whose argument is a local file: hashed, so the same file on another machine matches.
@@ -73,11 +74,6 @@ def shard_of(task: str, sample_id: str, count: int) -> int:
     """The shard (of ``count``) that sample ``task/sample_id`` belongs to."""
     digest = hashlib.sha256(f"{task}/{sample_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
-
-
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders digit runs by value: ``"2" < "10"``, ``"a_9" < "a_10"``."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def canonical_order(

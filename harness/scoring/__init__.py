@@ -1,4 +1,4 @@
-"""Pure scoring functions: answer extraction, metrics and aggregation.
+"""Pure scoring functions: answer extraction and metrics (aggregation: :mod:`harness.scoring.aggregate`).
 
 Extraction is kept apart from comparison: ``extract_*`` turn a final reply into an answer or
 ``None`` and never raise on arbitrary text; metrics compare answers with golds. Every extractor
@@ -13,13 +13,29 @@ import math
 import re
 import string
 import unicodedata
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Literal
 
 from rapidfuzz.distance import Levenshtein
 
-from harness.records import MetricValue
+from harness.scoring.aggregate import aggregate, breakdown
+
+__all__ = [
+    "AnlsRule",
+    "aggregate",
+    "anls",
+    "breakdown",
+    "choice_accuracy",
+    "count_accuracy",
+    "exact_match",
+    "extract_answer_span",
+    "extract_boxed",
+    "extract_choice",
+    "extract_count",
+    "normalize_text",
+    "rmse",
+    "strip_latex",
+]
 
 AnlsRule = Literal["rrc_script", "paper"]
 
@@ -385,40 +401,3 @@ def rmse(preds: Sequence[int | None], golds: Sequence[int]) -> float:
         return math.nan
     total = sum(((p or 0) - g) ** 2 for p, g in zip(preds, golds, strict=True))
     return math.sqrt(total / len(golds))
-
-
-# --------------------------------------------------------------------------- aggregation
-
-
-def aggregate(values: Sequence[float]) -> MetricValue:
-    """Mean, standard error of the mean (lm-eval's ``mean_stderr``: sample std / sqrt(n)) and n.
-
-    The closed form is what lm-eval itself reports for a mean metric (``stderr_for_metric``
-    bootstraps only other statistics, :func:`harness.scoring.stats.bootstrap_stderr`), so our stderr equals
-    lm-eval's on the same scores.
-
-    ``n == 1`` has stderr 0.0; no values give ``MetricValue(nan, nan, 0)``: an empty
-    category is "unknown", never 0 and never perfect.
-    """
-    if not values:
-        return MetricValue(value=math.nan, stderr=math.nan, n=0)
-    from lm_eval.api.metrics import mean, mean_stderr
-
-    floats = [float(v) for v in values]
-    stderr = float(mean_stderr(floats)) if len(floats) > 1 else 0.0
-    return MetricValue(value=float(mean(floats)), stderr=stderr, n=len(floats))
-
-
-def breakdown(rows: Sequence[tuple[dict[str, str], float]]) -> dict[str, dict[str, MetricValue]]:
-    """Aggregate per category: ``{"category": {"direct_attributes": MetricValue, ...}}``.
-
-    ``rows`` are ``(sample breakdown, score)``; a sample counts once under each of its keys.
-    Keys and values are sorted.
-    """
-    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for labels, score in rows:
-        for key, value in labels.items():
-            groups[key][value].append(score)
-    return {
-        key: {value: aggregate(groups[key][value]) for value in sorted(groups[key])} for key in sorted(groups)
-    }

@@ -32,14 +32,21 @@ def score_trajectory(
     mode_name: str = DEFAULT_MODE,
 ) -> SampleScore:
     """Score a finished trajectory (the same function rewards use)."""
-    scored = mode(spec, sample, trajectory)
+    return sample_score(spec, sample, mode(spec, sample, trajectory), mode_name)
+
+
+def sample_score(
+    spec: TaskSpec, sample: Sample, scored: Scored, mode_name: str = DEFAULT_MODE
+) -> SampleScore:
+    """The record of ``scored`` (a scorer's result on ``sample``): the one place a
+    :class:`SampleScore` is built, for an episode, a rescore and the lm-eval bridge alike."""
     return SampleScore(
         task=sample.task,
         sample_id=sample.id,
         metric=spec.metric,
         score=float(scored.score),
         extracted=scored.extracted,
-        gold=sample.answers or (sample.answer,),
+        gold=sample.golds,
         breakdown=spec.breakdown(sample),
         scoring=mode_name,
     )

@@ -18,8 +18,8 @@ import pytest
 
 import harness
 from harness.data import DataError, load_samples
-from harness.records import Sample, Trajectory
-from harness.run.results import SampleRecord, task_result
+from harness.records import Sample, SampleRecord, Trajectory
+from harness.scoring.aggregate import task_result
 from harness.scoring.modes import score_trajectory
 from harness.task import Scored, TaskSpec
 

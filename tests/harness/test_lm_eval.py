@@ -16,7 +16,7 @@ from harness import cli
 from harness.interop.lm_eval_bridge import TASK_PREFIX, HarnessLM, register
 from harness.records import RunResult
 from harness.scoring import rmse
-from harness.scoring.stats import bootstrap_stderr
+from harness.scoring.aggregate import bootstrap_stderr
 
 TASKS = ("vstar", "tallyqa", "infovqa")
 METRIC = {"vstar": "accuracy", "tallyqa": "accuracy", "infovqa": "anls"}

@@ -13,9 +13,9 @@ from harness.run.results import (
     SamplesWriter,
     prepare_run_dir,
     read_samples,
-    tool_stats,
     write_json_atomic,
 )
+from harness.scoring.aggregate import tool_stats
 
 
 def _record(i: int, n_ops: int = 0, score: float = 1.0, n_errors: int = 0) -> SampleRecord:
