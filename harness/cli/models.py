@@ -79,7 +79,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     from harness.backends import parse_model_args
-    from harness.interop.serve import ServeOptions, serve
+    from harness.interop.serve import ServeOptions
+    from harness.interop.server import serve
 
     api_key = args.api_key
     if args.api_key_env:

@@ -34,16 +34,14 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import OptionError
+from harness.interop.http_error import HTTPError
 from harness.loop.limits import Limits
 from harness.loop.policy import DEFAULT_STOP, Policy, Reply, Request, Sampling
 from harness.loop.protocol import TOOL_END
 from harness.records import Sample
-
-if TYPE_CHECKING:
-    from harness.interop.serve_http import Server
 
 HOST = "127.0.0.1"
 DEFAULT_MAX_TOKENS = 2048
@@ -76,21 +74,6 @@ class ServeOptions:
             raise OptionError(f"--read_timeout must be > 0, got {self.read_timeout}")
         if self.api_key is not None and not self.api_key:
             raise OptionError("--api-key must not be empty")
-
-
-class HTTPError(Exception):
-    """A refused request: ``status``, a one-line message and the field it is about (``param``)."""
-
-    def __init__(
-        self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param = status, message, kind, param
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}
-        }
 
 
 class Batcher:
@@ -246,44 +229,3 @@ def completion_response(reply: Reply, completion: Completion, model: str) -> dic
         ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done},
     }
-
-
-def make_server(
-    policy: Policy,
-    port: int,
-    model: str,
-    max_batch: int = 8,
-    verbose: bool = False,
-    options: ServeOptions | None = None,
-) -> Server:
-    """A bound :class:`harness.interop.serve_http.Server` for ``policy`` on 127.0.0.1:``port`` (0: a free
-    port; ``options`` overrides everything); run it with ``serve_forever()`` (in a thread is fine)."""
-    from harness.interop.serve_http import Server
-
-    options = options or ServeOptions(port=port, max_batch=max_batch, verbose=verbose)
-    return Server(policy, model, options)
-
-
-def serve(model: str, model_args: dict[str, str], options: ServeOptions) -> None:
-    """Load the backend, then serve until interrupted (``harness serve``)."""
-    from harness.backends import BackendContext, split_model
-    from harness.backends.options import MissingExtra
-    from harness.plugins import Harness
-
-    try:
-        from harness.interop.serve_http import bind, run_server
-    except ImportError as exc:
-        raise MissingExtra(
-            f"harness serve needs uvicorn, starlette and pydantic ({exc.name} is missing): "
-            "pip install 'pixel-harness[serve]'"
-        ) from exc
-    sock = bind(options)  # before the model loads: a port in use fails in seconds, not after minutes
-    try:
-        harness = Harness()
-        prefix, rest = split_model(model)
-        context = BackendContext(model_args=dict(model_args), tasks=harness.tasks)
-        policy = harness.backend(prefix)(rest, context)
-    except BaseException:
-        sock.close()
-        raise
-    run_server(policy, model, options, sock)

@@ -37,7 +37,8 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from harness.errors import UserError
-from harness.interop.serve import Batcher, HTTPError, ServeOptions, completion_response, parse_completion
+from harness.interop.http_error import HTTPError
+from harness.interop.serve import Batcher, ServeOptions, completion_response, parse_completion
 from harness.loop.policy import Policy
 
 log = logging.getLogger("harness.interop.serve")

@@ -5,7 +5,7 @@ Strict types: a number must be a JSON number (``"0.5"`` is refused, an integer f
 read as infinity, are refused), integers are bounded (``max_tokens`` to 1..2**31-1, ``seed`` to
 the range ``torch.manual_seed`` accepts). Fields this server does not use (``model``, ``user``,
 ``frequency_penalty``, ...) are ignored, as OpenAI-compatible servers do. :func:`validate_body`
-turns the first error into an :class:`~harness.interop.serve.HTTPError` (400) that names the field.
+turns the first error into an :class:`~harness.interop.http_error.HTTPError` (400) that names the field.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.interop.serve import HTTPError
+from harness.interop.http_error import HTTPError
 
 MAX_TOKENS = 2**31 - 1
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # torch.manual_seed's range

@@ -410,7 +410,7 @@ def test_make_server_runs_in_a_thread_and_shuts_down() -> None:
     import threading
 
     from harness.backends.scripted import OraclePolicy
-    from harness.interop.serve import make_server
+    from harness.interop.server import make_server
 
     server = make_server(OraclePolicy(), 0, "oracle")
     thread = threading.Thread(target=server.serve_forever, daemon=True)

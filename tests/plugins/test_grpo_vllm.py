@@ -382,7 +382,7 @@ def test_server_rollouts_over_http_and_weights_through_the_client(
     harness_instance: Harness,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from harness.interop.serve import make_server
+    from harness.interop.server import make_server
 
     served = SeedPolicy()
     http = make_server(served, 0, "served-tiny")  # type: ignore[arg-type]
