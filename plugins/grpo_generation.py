@@ -25,9 +25,13 @@ vLLM schedules the step's episodes together.
 
 The first sync, before the first rollout, pushes every parameter (so the engine starts from the
 trainer's weights even if it loaded another copy); later ones push only trainable parameters
-(a frozen vision tower does not change). The importance ratio of the loss is taken as 1: the
-engine holds the trained weights at every rollout, but its kernels and dtype differ from the
-trainer's, and TRL's vLLM importance-sampling correction is not implemented here.
+(a frozen vision tower does not change). The engine holds the trained weights at every rollout,
+but its kernels and dtype differ from the trainer's: in colocate mode the engine also returns
+each sampled token's log-probability and the loss applies TRL's truncated importance-sampling
+correction (:mod:`harness_plugins.grpo_importance`; ``vllm_importance_sampling_correction``). In
+server mode the same numbers come over the OpenAI API (``logprobs`` with vLLM's
+``return_tokens_as_token_ids``); a server that does not return token ids gets no correction
+(the step's log says ``is_tokens: 0``).
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import UserError
 from harness.loop.policy import Policy, Reply, Request
 
 if TYPE_CHECKING:
-    from .curiosity_grpo import GRPOTrainConfig
+    from .grpo_config import GRPOTrainConfig
 
 SERVER_HINT = (
     "curiosity_grpo vllm_mode=server syncs weights with TRL's VLLMClient, which needs vLLM in the "
@@ -98,7 +103,7 @@ def preflight(config: GRPOTrainConfig) -> None:
     if not config.use_vllm:
         return
     if config.vllm_mode not in ("colocate", "server"):
-        raise ValueError(f"curiosity_grpo: vllm_mode must be colocate or server, got {config.vllm_mode!r}")
+        raise UserError(f"curiosity_grpo: vllm_mode must be colocate or server, got {config.vllm_mode!r}")
     try:
         import vllm  # noqa: F401
     except ImportError as exc:
@@ -121,11 +126,11 @@ def vllm_client(base_url: str, group_port: int, timeout: float) -> Any:
 
         return VLLMClient(base_url=base_url, group_port=group_port, connection_timeout=timeout)
     except ImportError as exc:
-        raise ValueError(SERVER_HINT) from exc
+        raise UserError(SERVER_HINT) from exc
     except OSError as exc:  # requests' ConnectionError: no server within the timeout
         from harness.backends.options import first_line
 
-        raise ValueError(f"curiosity_grpo vllm_mode=server: {first_line(exc)}") from None
+        raise UserError(f"curiosity_grpo vllm_mode=server: {first_line(exc)}") from None
 
 
 def colocate(config: GRPOTrainConfig, seed: int) -> Generator:
@@ -142,9 +147,11 @@ def colocate(config: GRPOTrainConfig, seed: int) -> Generator:
         **own,
         "engine": "offline",  # the weight sync loads into vllm.LLM's model (not AsyncLLM's)
     }
+    if config.vllm_importance_sampling_correction:
+        own["logprobs"] = "true"  # the sampled tokens' log-probabilities (grpo_importance.py)
     options = parse_options(VLLMOptions, own, "curiosity_grpo vllm_model_args")
     if options.tensor_parallel_size != 1:
-        raise ValueError(
+        raise UserError(
             "curiosity_grpo: vllm_mode=colocate runs one engine in the trainer's single process "
             "(tensor_parallel_size must be 1); for tensor or data parallel generation use "
             "vllm_mode=server with vllm serve --tensor-parallel-size/--data-parallel-size"
@@ -178,9 +185,11 @@ def server(config: GRPOTrainConfig, device: Any) -> Generator:
     try:
         client.init_communicator(device=device)
     except NotImplementedError as exc:  # TRL: the NCCL weight transfer needs a CUDA device
-        raise ValueError(f"curiosity_grpo vllm_mode=server: {exc}") from None
+        raise UserError(f"curiosity_grpo vllm_mode=server: {exc}") from None
     options = OpenAIOptions(
-        base_url=f"{base}/v1", concurrency=max(8, config.prompts_per_step * config.num_generations)
+        base_url=f"{base}/v1",
+        concurrency=max(8, config.prompts_per_step * config.num_generations),
+        logprobs=config.vllm_importance_sampling_correction,  # vLLM's token ids and log-probabilities
     )
     policy = OpenAIPolicy(client.model, options)
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from harness.records import Sample
     from harness.task import TaskSpec
 
-    from .curiosity_grpo import Rollout
+    from .grpo_collect import Rollout
 
 
 def shard(batch: Sequence[Any], rank: int, world: int) -> list[Any]:
@@ -85,7 +85,7 @@ def share(
         else:
             roll = local_by_key.get(key)
             assert roll is None
-            from .curiosity_grpo import Rollout
+            from .grpo_collect import Rollout
 
             out.append(Rollout(specs[group], group, sample, trajectory, score, [], local=False))
     return out

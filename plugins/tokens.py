@@ -24,6 +24,8 @@ from harness.backends.chat import collect_media
 from harness.loop.episode import Message
 
 IGNORE = -100
+MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+BATCHED_KEYS = frozenset({"input_ids", "attention_mask", *MEDIA_KEYS})  # what collate batches
 
 
 def encode(
@@ -50,10 +52,12 @@ def encode(
 
 @dataclass
 class Encoded:
-    """One conversation: model inputs (batch of 1) and its labels (-100 outside assistant turns)."""
+    """One conversation: model inputs (batch of 1), its labels (-100 outside assistant turns) and
+    the [start, end) token span of each kept assistant turn."""
 
     inputs: dict[str, Any]
     labels: Any
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 def encode_with_mask(processor: Any, messages: Sequence[Message], last_turns: int | None = None) -> Encoded:
@@ -66,6 +70,7 @@ def encode_with_mask(processor: Any, messages: Sequence[Message], last_turns: in
     turns = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
     if last_turns is not None:
         turns = turns[-last_turns:] if last_turns > 0 else []
+    spans = []
     for k in turns:
         prefix = encode(processor, messages[:k], generation_prompt=True)["input_ids"][0]
         start = int(prefix.shape[0])
@@ -75,7 +80,8 @@ def encode_with_mask(processor: Any, messages: Sequence[Message], last_turns: in
                 "the chat template is not prefix-stable: a turn's prompt is not a prefix of the conversation"
             )
         labels[start:end] = ids[start:end]
-    return Encoded(inputs=dict(full), labels=labels)
+        spans.append((start, end))
+    return Encoded(inputs=dict(full), labels=labels, spans=tuple(spans))
 
 
 def collate(processor: Any, pad_id: int, rows: Sequence[Encoded]) -> dict[str, Any]:
@@ -92,7 +98,7 @@ def collate(processor: Any, pad_id: int, rows: Sequence[Encoded]) -> dict[str, A
         mask[i, :n] = r.inputs["attention_mask"][0]
         labels[i, :n] = r.labels
     out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+    for key in MEDIA_KEYS:
         parts = [r.inputs[key] for r in rows if key in r.inputs]
         if parts:
             out[key] = torch.cat(parts, dim=0)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from harness.backends.scripted import boxed, oracle_box, tool_call_text
+from harness.errors import UserError
 from harness.loop.episode import Episode, Message
 from harness.loop.policy import Reply
 from harness.loop.rollout import RolloutConfig, make_episode
@@ -87,7 +88,7 @@ def trace_replies(sample: Sample, style: TraceStyle = "single") -> list[str] | N
 def trace_styles(n: int, self_correction_ratio: float, textual_ratio: float, seed: int) -> list[TraceStyle]:
     """A seeded style per sample: ``textual`` and ``self_correction`` at the given rates."""
     if self_correction_ratio < 0 or textual_ratio < 0 or self_correction_ratio + textual_ratio > 1:
-        raise ValueError("trace ratios must be >= 0 and sum to at most 1")
+        raise UserError("trace ratios must be >= 0 and sum to at most 1")
     rng = random.Random(seed)
     out: list[TraceStyle] = []
     for _ in range(n):

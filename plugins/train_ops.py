@@ -11,11 +11,9 @@ and the no-update watch. Nothing here knows about rewards or rollouts.
 * **Resume** (``resume: true``, ``harness train --resume``): the latest complete checkpoint is
   loaded (``load_state``) and ``train_log.jsonl`` is cut back to its copy, so the run continues
   with the same next batch and the same log as if it had not stopped.
-* **Trackers**: ``report_to`` (``tensorboard`` by default; ``wandb``; ``none``) through
-  accelerate's ``log_with`` / ``init_trackers`` / ``log``; TensorBoard events go to
-  ``OUTPUT_DIR/tensorboard/``.
-* **Progress**: a tqdm bar over the steps with ETA (stderr); the per-step JSON line is printed
-  above it.
+* **Trackers**: ``report_to`` (``tensorboard`` by default; ``wandb``; ``none``) through accelerate's
+  ``log_with`` / ``init_trackers`` / ``log``; TensorBoard events go to ``OUTPUT_DIR/tensorboard/``.
+* **Progress**: a tqdm bar over the steps with ETA (stderr), the per-step JSON line printed above.
 * **Ctrl-C**: while a step's updates and log are being written the interrupt is deferred to the
   step's end (weights, optimiser and log stay consistent); otherwise the step in flight is
   discarded. Either way a checkpoint of the completed steps is saved and the exception carries
@@ -42,11 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
+
 TRACKERS = ("tensorboard", "wandb")
 STATE_FILE = "harness_state.json"
 
 
-class NoUpdateStop(ValueError):
+class NoUpdateStop(UserError):
     """``stop_on_no_update``: the run stopped because nothing was learned (one line)."""
 
 
@@ -74,9 +74,9 @@ def parse_report_to(value: str, trainer: str) -> tuple[str, ...]:
         return ()
     bad = [n for n in names if n not in TRACKERS]
     if bad:
-        raise ValueError(f"{trainer}: report_to: {bad[0]!r} is not one of tensorboard, wandb, none")
+        raise UserError(f"{trainer}: report_to: {bad[0]!r} is not one of tensorboard, wandb, none")
     if "wandb" in names and importlib.util.find_spec("wandb") is None:
-        raise ValueError(f"{trainer}: report_to: wandb is not installed (pip install wandb)")
+        raise UserError(f"{trainer}: report_to: wandb is not installed (pip install wandb)")
     if "tensorboard" in names and not _have_tensorboard():
         warnings.warn(
             f"{trainer}: tensorboard is not installed (pip install tensorboard): no TensorBoard logs",
@@ -188,7 +188,7 @@ def require_checkpoint(config: OpsConfig) -> Path:
     when there is none."""
     latest = Checkpoints(config.output_dir, config.save_total_limit).latest()
     if latest is None:
-        raise ValueError(
+        raise UserError(
             f"{config.trainer}: --resume: no checkpoint in {Path(config.output_dir) / 'checkpoints'} "
             "(checkpoints are written every save_every steps and on Ctrl-C)"
         )

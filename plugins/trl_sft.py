@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import hookimpl
+from harness.errors import UserError
 from harness.trainer import TrainerSpec
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def conversations(config: SFTTrainConfig, harness: Harness) -> list[list[Message
     if config.pixel_reasoner_sft:
         convs += list(read_pixel_reasoner_sft(Path(config.pixel_reasoner_sft)))
     if not convs:
-        raise ValueError(f"trl_sft: no traces: no {config.task} sample in {config.data!r} has a target box")
+        raise UserError(f"trl_sft: no traces: no {config.task} sample in {config.data!r} has a target box")
     return convs
 
 
@@ -123,7 +124,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
         import torch
         from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
     except ImportError as exc:
-        raise ValueError(INSTALL_HINT) from exc
+        raise UserError(INSTALL_HINT) from exc
     from transformers.trainer_utils import get_last_checkpoint as _last_checkpoint
 
     def get_last_checkpoint(folder: str) -> str | None:
@@ -140,7 +141,7 @@ def train(config: SFTTrainConfig, harness: Harness) -> Path:
     out = Path(config.output_dir)
     last_checkpoint = get_last_checkpoint(str(out)) if config.resume and out.is_dir() else None
     if config.resume and last_checkpoint is None:
-        raise ValueError(
+        raise UserError(
             f"trl_sft: --resume: no checkpoint-N folder in {out} (written every save_every steps)"
         )
     plan = TrainEval(

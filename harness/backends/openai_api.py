@@ -71,6 +71,7 @@ class OpenAIOptions:
     video: Literal["video_url", "images"] = "video_url"  # video_url (vLLM, harness serve) or images
     stop_at_tool_call: bool = False  # true: </tool_call> is a stop too, restored (not as released)
     max_tokens_field: str = "max_tokens"  # or max_completion_tokens (newer OpenAI models)
+    logprobs: bool = False  # fill Reply.logprobs (a vLLM server: token ids as "token_id:N")
 
     def __post_init__(self) -> None:
         if self.base_url is not None and urlparse(self.base_url).scheme not in ("http", "https"):
@@ -105,7 +106,25 @@ def request_body(request: Request, options: OpenAIOptions, cache: DataUrlCache) 
     }
     if sampling.top_k > 0:  # not an OpenAI parameter: sent in the body, where vLLM's server (and
         body["extra_body"] = {"top_k": sampling.top_k}  # harness serve) read it
+    if options.logprobs:  # the sampled tokens' log-probabilities, ids as vLLM's "token_id:N"
+        body.update(logprobs=True, top_logprobs=0)
+        body.setdefault("extra_body", {})["return_tokens_as_token_ids"] = True
     return body
+
+
+def sampled_logprobs(choice: Any) -> tuple[tuple[int, float], ...] | None:
+    """(token id, log-probability) of every sampled token of a chat-completions choice asked for
+    with ``logprobs`` and vLLM's ``return_tokens_as_token_ids``; ``None`` when it has none."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    out = []
+    for item in content:
+        token = str(item.token)
+        if not token.startswith("token_id:"):
+            return None  # not vLLM's token ids: cannot be lined up with a tokenizer
+        out.append((int(token.removeprefix("token_id:")), float(item.logprob)))
+    return tuple(out)
 
 
 def restore_tool_end(text: str, finish_reason: str | None, extra: dict[str, Any]) -> str:
@@ -231,6 +250,7 @@ class OpenAIPolicy:
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             seconds=time.perf_counter() - start,
+            logprobs=sampled_logprobs(choice) if self.options.logprobs else None,
         )
 
 

@@ -67,6 +67,7 @@ class VLLMOptions:
     stop_at_tool_call: bool = False  # true: </tool_call> is a stop too (not as released)
     engine: str = "async"  # async: AsyncLLM, each request on its own; offline: vllm.LLM, batches
     prefix_caching: bool = True  # a conversation's earlier turns are not prefilled again
+    logprobs: bool = False  # fill Reply.logprobs: each sampled token's id and log-probability
 
     def __post_init__(self) -> None:
         if self.engine not in ("async", "offline"):
@@ -120,7 +121,9 @@ def sampling_kwargs(
 ) -> dict[str, Any]:
     """Keyword arguments of ``vllm.SamplingParams(...)`` for one request."""
     stops, _ = stop_strings(sampling, options)
+    logprobs = {"logprobs": 0} if options.logprobs else {}  # 0: the sampled token's only
     return {
+        **logprobs,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
         "top_k": sampling.top_k if sampling.temperature > 0 and sampling.top_k > 0 else 0,  # 0: off
@@ -171,7 +174,18 @@ def to_reply(output: Any, sampling: Sampling, options: VLLMOptions, seconds: flo
         prompt_tokens=len(output.prompt_token_ids or ()),
         completion_tokens=len(completion.token_ids),
         seconds=seconds,
+        logprobs=sampled_logprobs(completion) if options.logprobs else None,
     )
+
+
+def sampled_logprobs(completion: Any) -> tuple[tuple[int, float], ...] | None:
+    """(token id, log-probability) of every sampled token of a vLLM ``CompletionOutput`` asked
+    for with ``SamplingParams(logprobs=0)`` (each position's dict holds the sampled token; vLLM's
+    default ``logprobs_mode`` gives the model's raw log-probabilities); ``None`` without them."""
+    positions = getattr(completion, "logprobs", None)
+    if positions is None or len(positions) != len(completion.token_ids):
+        return None
+    return tuple((int(t), float(p[t].logprob)) for t, p in zip(completion.token_ids, positions, strict=True))
 
 
 class VLLMPolicy:

@@ -51,13 +51,18 @@ class Request:
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One generated assistant message (stop strings removed; ``</tool_call>`` is not a stop by
-    default, as released, so any text the model wrote after it is part of the reply)."""
+    default, as released, so any text the model wrote after it is part of the reply).
+
+    ``logprobs``: the sampled tokens as (token id, log-probability under the engine), in order,
+    when the backend was asked for them (the vllm backend's ``logprobs=true``, which GRPO's
+    importance-sampling correction sets); ``None`` otherwise."""
 
     text: str
     finish_reason: FinishReason = "stop"
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     seconds: float = 0.0
+    logprobs: tuple[tuple[int, float], ...] | None = None
 
 
 @runtime_checkable

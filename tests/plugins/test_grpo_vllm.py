@@ -14,6 +14,7 @@ meant to come from.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import threading
 import types
@@ -100,13 +101,21 @@ def snapshots(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return taken
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def colocate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Colocate sets torch.distributed's variables as TRL does; keep them out of other tests."""
     for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MASTER_ADDR", "localhost")
-    monkeypatch.setenv("MASTER_PORT", "29555")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
 
 
 @pytest.fixture
@@ -117,17 +126,25 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, colocate_env: None) -> dict[str, 
     seen: dict[str, Any] = {"engines": [], "prompts": []}
 
     class Completion:
-        def __init__(self, text: str) -> None:
-            self.text, self.token_ids, self.finish_reason = text, [1, 2, 3], "stop"
+        """The text's token ids and ``<|im_end|>``; with ``logprobs=0`` asked, vLLM's per-position
+        dicts of the sampled token's log-probability."""
+
+        def __init__(self, text: str, logprobs: bool, ids: list[int]) -> None:
+            self.text, self.token_ids, self.finish_reason = text, ids, "stop"
+            lp = types.SimpleNamespace(logprob=-0.5)
+            self.logprobs = [{t: lp} for t in self.token_ids] if logprobs else None
 
     class Output:
-        def __init__(self, text: str) -> None:
-            self.outputs, self.prompt_token_ids = [Completion(text)], [0] * 10
+        def __init__(self, text: str, logprobs: bool, ids: list[int]) -> None:
+            self.outputs, self.prompt_token_ids = [Completion(text, logprobs, ids)], [0] * 10
 
     class LLM:
         def __init__(self, **kwargs: Any) -> None:
+            from transformers import AutoTokenizer
+
             self.kwargs = kwargs
             self.weights = EngineModel(kwargs["model"])
+            self.tokenizer = AutoTokenizer.from_pretrained(kwargs["model"])
             runner = types.SimpleNamespace(model=self.weights)
             worker = types.SimpleNamespace(model_runner=runner)
             self.llm_engine = types.SimpleNamespace(
@@ -140,7 +157,11 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, colocate_env: None) -> dict[str, 
 
         def generate(self, prompts: list[Any], params: list[Any], use_tqdm: bool = False) -> list[Output]:
             seen["prompts"] += prompts
-            return [Output(_letter(p["seed"])) for p in params]
+            seen.setdefault("params", []).extend(params)
+            texts = [_letter(p["seed"]) for p in params]
+            end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+            ids = [[*self.tokenizer.encode(t, add_special_tokens=False), end] for t in texts]
+            return [Output(t, p.get("logprobs") == 0, i) for t, p, i in zip(texts, params, ids, strict=True)]
 
     vllm = types.ModuleType("vllm")
     vllm.LLM = LLM  # type: ignore[attr-defined]
@@ -309,6 +330,12 @@ def test_colocate_rollouts_come_from_vllm_holding_the_current_weights(
     assert not _same(snapshots[0], snapshots[1])
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 2 and all('"generation": "vllm:colocate"' in line for line in log)
+    # the importance-sampling correction is on: every request asked for the sampled tokens'
+    # log-probabilities, and they lined up with the trainer's tokens
+    assert all(p["logprobs"] == 0 for p in fake_vllm["params"])
+    for entry in map(json.loads, log):
+        assert entry["is_turns_misaligned"] == 0
+        assert entry["is_tokens"] > 0 or entry["rollouts_trained"] == 0
 
 
 @needs_train
@@ -420,3 +447,4 @@ def test_server_rollouts_over_http_and_weights_through_the_client(
     assert _same(c.weights.weights(), snapshots[0]) and not _same(snapshots[0], snapshots[1])
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 2 and all('"generation": "vllm:server"' in line for line in log)
+    assert all(json.loads(line)["is_tokens"] == 0 for line in log)  # no token log-probabilities over HTTP

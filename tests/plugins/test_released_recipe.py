@@ -192,19 +192,20 @@ def test_loss_aggregation(agg: str, micro: int, expected: float, monkeypatch: py
     import torch
 
     import harness_plugins.curiosity_grpo as grpo
+    import harness_plugins.grpo_loss as grpo_loss
 
     tokens = {"a": 2, "b": 3, "c": 1, "d": 4}
     params = {k: torch.zeros(n, requires_grad=True) for k, n in tokens.items()}
-    monkeypatch.setattr(grpo, "token_logps", lambda model, processor, roll: params[roll.group] - 1.0)
+    monkeypatch.setattr(grpo_loss, "token_logps", lambda model, processor, roll: params[roll.group] - 1.0)
     rolls = []
     for key, n in tokens.items():
         roll = grpo.Rollout(None, key, None, None, None, [])  # type: ignore[arg-type]
         roll.encoded = types.SimpleNamespace(labels=torch.tensor([-100] + [1] * n))
         rolls.append(roll)
     batch = list(zip(rolls, [0.5, -1.0, 2.0, 0.25], strict=True))
-    total, clipped, dev = grpo.grpo_loss(None, None, batch, grpo.LossSpec((0.2, 0.35), agg, 200.0, micro))  # type: ignore[arg-type]
-    assert total == pytest.approx(expected, rel=1e-6)  # float32 token losses
-    assert clipped == 0.0 and dev == 0.0
+    metrics = grpo.grpo_loss(None, None, batch, grpo.LossSpec((0.2, 0.35), agg, 200.0, micro))  # type: ignore[arg-type]
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-6)  # float32 token losses
+    assert metrics["clipped_fraction"] == 0.0 and metrics["ratio_max_dev"] == 0.0
     denominator = {"constant": 200.0 * math.ceil(4 / micro), "token_mean": 10.0}[agg]
     assert float(params["a"].grad[0]) == pytest.approx(-0.5 / denominator)  # d(-A * ratio)/d logp
 
