@@ -13,6 +13,7 @@ from typing import Any
 from harness.data import DataError, cache_dir
 from harness.data.hub import HubOptions
 from harness.records import Sample
+from harness.run.results import write_bytes_atomic
 
 from . import synthetic as syn
 
@@ -60,7 +61,7 @@ def write_image_rows(ds: Any, out: Path, rows_file: str, image_dir: str) -> None
         suffix = _suffix(image.get("path"), data)
         rel = f"{image_dir}/{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
         if not (out / rel).exists():
-            syn.atomic_write_bytes(out / rel, data)
+            write_bytes_atomic(out / rel, data)
         rows.append({**row, "image": rel})
     syn.ensure_rows(target, rows, "jsonl")  # last: an interrupted conversion is redone
 

@@ -44,7 +44,7 @@ from harness.records import Sample, Trajectory
 from harness.scoring.modes import ScoringMode
 from harness.task import Scored, TaskSpec
 
-from . import choice, pixel_reasoner
+from . import choice, mvbench_synth, pixel_reasoner
 from . import synthetic as syn
 
 NAME = "mvbench"
@@ -65,8 +65,6 @@ SOURCES: dict[str, str] = {
 }  # fmt: skip
 TASKS: tuple[str, ...] = tuple(SOURCES)
 NUM_SEGMENTS = 16
-NUM_FRAMES = 32
-FRAME_SIZE = (512, 288)
 FPS = 3.0  # of the frame folders (official read_frame)
 INSTRUCTION = "Only give the best option."
 SYSTEM = (
@@ -177,11 +175,40 @@ def _pr_category(qid: str, n_options: int) -> str:
 
 
 def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
-    """Write ``n`` synthetic MVBench samples under ``out_dir`` and load them back
-    (:func:`harness_tasks.mvbench_synth.synthesize`)."""
-    from .mvbench_synth import synthesize as write
+    """Write ``n`` MVBench samples under ``out_dir`` (sample ``i`` in task ``i % 20``) and load
+    them back. Sample ``i`` depends only on ``(seed, i)``; complete frame folders are kept."""
+    root = Path(out_dir)
+    rows: dict[str, list[dict[str, object]]] = {task: [] for task in TASKS}
+    ids = []
+    indices = frame_indices(mvbench_synth.NUM_FRAMES)
+    for i in range(n):
+        task = TASKS[i % len(TASKS)]
+        row_no = i // len(TASKS)
+        rng = syn.rng_for(NAME, seed, i)
+        plan = mvbench_synth.plan(rng, task, NUM_SEGMENTS)
+        video = f"synth_{i:05d}"
+        folder = root / "video" / SOURCES[task] / video
+        answer_frames = {indices[p] for p in plan.key_positions}
+        if not folder.is_dir():
+            mvbench_synth.render(plan, rng, folder, answer_frames)
+        side = {"answer_frames": sorted(answer_frames), "answer_box": list(plan.box), "kind": plan.kind}
+        syn.write_sidecar(root, f"{task}/{video}", side)
+        rows[task].append(
+            {
+                "video": video,
+                "question": plan.question,
+                "candidates": list(plan.candidates),
+                "answer": plan.answer,
+            }
+        )
+        ids.append(f"{task}_{row_no:04d}")
 
-    return write(n, seed, out_dir)
+    def write() -> None:
+        for task, task_rows in rows.items():
+            if task_rows:
+                syn.ensure_rows(root / "json" / f"{task}.json", task_rows, "json")
+
+    return syn.write_and_load(write, lambda: load_local(root), ids)
 
 
 # --------------------------------------------------------------------------- task functions

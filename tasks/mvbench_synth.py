@@ -1,7 +1,7 @@
 """Synthetic MVBench videos (see :mod:`harness_tasks.mvbench`): 32 frames of 512x288 px with
 moving distractor shapes; the answer (a caption, a coloured shape, an arrow, a few dots ...) is
-drawn in only one or two of the 16 sampled frames, in a small box no distractor enters. Sample
-``i`` belongs to task ``i % 20``; the questions keep each task's name and spirit but ask about
+drawn in only one or two of the 16 sampled frames, in a small box no distractor enters. The task
+module writes the rows and reads them back; the questions keep each task's name and spirit but ask about
 what is drawn: plumbing and tool-use tests, not MVBench.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from PIL import ImageDraw
 
-from harness.records import Sample
-
 from . import synthetic as syn
-from .mvbench import FRAME_SIZE, NAME, NUM_FRAMES, NUM_SEGMENTS, SOURCES, TASKS, frame_indices, load_local
+
+NUM_FRAMES = 32
+FRAME_SIZE = (512, 288)
 
 ACTIONS = (
     "Opened the window.", "Took the towel.", "Sat on the sofa.", "Closed the laptop.",
@@ -81,7 +81,7 @@ CAPTION_FONT = 12
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     kind: str
     question: str
     candidates: tuple[str, ...]
@@ -92,7 +92,9 @@ class _Plan:
     box: syn.Box
 
 
-def _plan(rng: random.Random, task: str) -> _Plan:
+def plan(rng: random.Random, task: str, segments: int) -> Plan:
+    """The sample of ``task`` drawn from ``rng``: question, candidates, answer, key frames (0-based
+    among ``segments`` sampled frames) and the answer's box."""
     kind, q, pool, n = TEMPLATES[task]
     shape, color = rng.choice(syn.SHAPES), rng.choice([c for c in syn.COLORS if c != "white"])
     if task == "character_order":
@@ -107,7 +109,7 @@ def _plan(rng: random.Random, task: str) -> _Plan:
         lo, hi = ((0, 4), (6, 9), (11, 15))[TIMES.index(answer)]
         first = rng.randint(lo, hi - 1)
     else:
-        first = rng.randint(0, NUM_SEGMENTS - 2)
+        first = rng.randint(0, segments - 2)
     positions = (first,) if rng.random() < 0.5 else (first, first + 1)
     if kind == "caption":
         w, h = syn.caption_size(answer, CAPTION_FONT)
@@ -119,10 +121,10 @@ def _plan(rng: random.Random, task: str) -> _Plan:
         w, h = 18, 18
     fw, fh = FRAME_SIZE
     box = (rng.randint(16, fw - w - 16), rng.randint(16, fh - h - 16), w, h)
-    return _Plan(kind, q.format(color=color, shape=shape), candidates, answer, shape, color, positions, box)
+    return Plan(kind, q.format(color=color, shape=shape), candidates, answer, shape, color, positions, box)
 
 
-def _draw_static(draw: ImageDraw.ImageDraw, plan: _Plan) -> None:
+def _draw_static(draw: ImageDraw.ImageDraw, plan: Plan) -> None:
     """What the answer box shows in every frame (cups, the grey square), if anything."""
     x, y, _, _ = plan.box
     if plan.kind == "slot":
@@ -132,7 +134,7 @@ def _draw_static(draw: ImageDraw.ImageDraw, plan: _Plan) -> None:
         draw.rectangle((x, y, x + 17, y + 17), fill=(128, 128, 128), outline=(0, 0, 0))
 
 
-def _draw_answer(draw: ImageDraw.ImageDraw, plan: _Plan) -> None:
+def _draw_answer(draw: ImageDraw.ImageDraw, plan: Plan) -> None:
     """What only the key frames show."""
     x, y, w, h = plan.box
     kind, answer = plan.kind, plan.answer
@@ -156,7 +158,7 @@ def _draw_answer(draw: ImageDraw.ImageDraw, plan: _Plan) -> None:
         syn.draw_shape(draw, plan.shape, plan.box, syn.PALETTE[color])
 
 
-def _render(plan: _Plan, rng: random.Random, folder: Path, answer_frames: set[int]) -> None:
+def render(plan: Plan, rng: random.Random, folder: Path, answer_frames: set[int]) -> None:
     """Write the frame folder: rendered into a private temporary folder that is renamed into
     place, so a frame folder is either absent or complete (a concurrent run keeps its own)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def _render(plan: _Plan, rng: random.Random, folder: Path, answer_frames: set[in
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _render_frames(plan: _Plan, rng: random.Random, folder: Path, answer_frames: set[int]) -> None:
+def _render_frames(plan: Plan, rng: random.Random, folder: Path, answer_frames: set[int]) -> None:
     fw, fh = FRAME_SIZE
     base = syn.background(rng, fw, fh, rng.randint(2, 4))
     _draw_static(ImageDraw.Draw(base), plan)
@@ -200,40 +202,3 @@ def _render_frames(plan: _Plan, rng: random.Random, folder: Path, answer_frames:
         if t + 1 in answer_frames:
             _draw_answer(draw, plan)
         frame.save(folder / f"{t + 1:05d}.jpg", "JPEG", quality=90, subsampling=0)
-
-
-def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
-    """Write ``n`` MVBench samples under ``out_dir`` (sample ``i`` in task ``i % 20``) and load
-    them back. Sample ``i`` depends only on ``(seed, i)``; complete frame folders are kept."""
-    root = Path(out_dir)
-    rows: dict[str, list[dict[str, object]]] = {task: [] for task in TASKS}
-    ids = []
-    indices = frame_indices(NUM_FRAMES)
-    for i in range(n):
-        task = TASKS[i % len(TASKS)]
-        row_no = i // len(TASKS)
-        rng = syn.rng_for(NAME, seed, i)
-        plan = _plan(rng, task)
-        video = f"synth_{i:05d}"
-        folder = root / "video" / SOURCES[task] / video
-        answer_frames = {indices[p] for p in plan.key_positions}
-        if not folder.is_dir():
-            _render(plan, rng, folder, answer_frames)
-        side = {"answer_frames": sorted(answer_frames), "answer_box": list(plan.box), "kind": plan.kind}
-        syn.write_sidecar(root, f"{task}/{video}", side)
-        rows[task].append(
-            {
-                "video": video,
-                "question": plan.question,
-                "candidates": list(plan.candidates),
-                "answer": plan.answer,
-            }
-        )
-        ids.append(f"{task}_{row_no:04d}")
-
-    def write() -> None:
-        for task, task_rows in rows.items():
-            if task_rows:
-                syn.ensure_rows(root / "json" / f"{task}.json", task_rows, "json")
-
-    return syn.write_and_load(write, lambda: load_local(root), ids)

@@ -16,30 +16,26 @@ the task's own loader. The rules they share live here:
 - **Drawing.** A fixed palette of saturated colours, every pair at least ``2 * COLOR_TOL`` apart in
   RGB, on muted (grey-ish) backgrounds that are never within ``COLOR_TOL`` of a palette colour, so
   a pixel's colour name is unambiguous; text uses PIL's bundled font (``load_default(size=...)``).
-- **Measurement** (:func:`color_share`, :func:`box_share`, :func:`model_view`,
-  :func:`tight_crop`): the "needs the tool" property is defined on what the model sees, the image
-  resized into the pixel budget and cut into 28x28 patches (see ``tests/tasks``).
+- **Files** go through the core's atomic writer (:func:`harness.run.results.write_bytes_atomic`).
+- **Measurement** for the tests (what the model sees, per 28x28 patch) is :mod:`harness_tasks.measure`.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
-import os
 import random
 import string
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from harness.data.confine import PathEscape, confined
+from harness.run.results import write_bytes_atomic as atomic_write_bytes
 
 
 class _HasId(Protocol):
@@ -51,10 +47,6 @@ S = TypeVar("S", bound=_HasId)
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels, as V* stores target boxes
 
-PATCH = 28
-MIN_PIXELS = 512 * PATCH * PATCH  # input images (Limits.min_pixels)
-MAX_PIXELS = 5120 * PATCH * PATCH  # input images and crops (Limits.max_pixels)
-CROP_MIN_PIXELS = 256 * PATCH * PATCH
 COLOR_TOL = 48.0  # RGB distance within which a pixel "has" a palette colour
 SIDECAR_DIR = "synthetic_annotations"
 
@@ -99,23 +91,6 @@ def paren_options(options: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``
-    (with the mode a new file gets under the umask, not mkstemp's 0600)."""
-    from harness.run.results import new_file_mode
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), new_file_mode())
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps(obj: Any) -> str:
@@ -374,58 +349,3 @@ def draw_caption(draw: ImageDraw.ImageDraw, box: Box, text: str, size: int) -> N
     x, y, w, h = box
     draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(248, 246, 236), outline=(40, 40, 40))
     draw.text((x + 6, y + 4), text, font=font(size), fill=(20, 20, 20))
-
-
-# --------------------------------------------------------------------------- measurement
-
-
-def model_view(image: Image.Image, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """``image`` as the model sees it: resized with Qwen2.5-VL's smart resize into the budget."""
-    from harness.tools import resize_to_budget
-
-    return resize_to_budget(image, min_pixels, max_pixels)
-
-
-def tight_crop(image: Image.Image, box: Box, pad: float = 1.0) -> tuple[Image.Image, Box]:
-    """The crop of ``box`` padded by ``pad`` times its larger side on every side (clamped), and
-    that crop's own box (x, y, w, h) in ``image``."""
-    x, y, w, h = box
-    p = int(round(pad * max(w, h)))
-    x0, y0 = max(0, x - p), max(0, y - p)
-    x1, y1 = min(image.width, x + w + p), min(image.height, y + h + p)
-    return image.crop((x0, y0, x1, y1)), (x0, y0, x1 - x0, y1 - y0)
-
-
-def color_share(image: Image.Image, rgb: RGB, tol: float = COLOR_TOL) -> np.ndarray:
-    """Per 28x28 patch (rows, cols), the fraction of pixels within ``tol`` of ``rgb``.
-
-    Partial patches at the right/bottom edge are dropped (a smart-resized image has none).
-    """
-    arr = np.asarray(image.convert("RGB"), dtype=np.int32)
-    hp, wp = arr.shape[0] // PATCH, arr.shape[1] // PATCH
-    arr = arr[: hp * PATCH, : wp * PATCH]
-    dist2 = ((arr - np.asarray(rgb, dtype=np.int32)) ** 2).sum(axis=2)
-    hit = (dist2 <= tol * tol).astype(np.float64)
-    share: np.ndarray = hit.reshape(hp, PATCH, wp, PATCH).mean(axis=(1, 3))
-    return share
-
-
-def box_share(
-    image: Image.Image,
-    box: tuple[float, float, float, float],
-    rgb: RGB,
-    scale: tuple[float, float] = (1.0, 1.0),
-) -> np.ndarray:
-    """:func:`color_share` of the patches of ``image`` overlapping ``box`` (given in an original's
-    pixels, mapped by ``scale`` = (sx, sy) into ``image``); only those patches are computed."""
-    x, y, w, h = box
-    sx, sy = scale
-    c0, c1 = (
-        max(0, int(x * sx) // PATCH),
-        min(image.width // PATCH, int(math.ceil((x + w) * sx)) // PATCH + 1),
-    )
-    r0, r1 = (
-        max(0, int(y * sy) // PATCH),
-        min(image.height // PATCH, int(math.ceil((y + h) * sy)) // PATCH + 1),
-    )
-    return color_share(image.crop((c0 * PATCH, r0 * PATCH, c1 * PATCH, r1 * PATCH)), rgb)

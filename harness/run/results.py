@@ -66,22 +66,27 @@ def new_file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
-    """Write ``lines`` (newline-terminated) to ``path`` via a temporary file, fsync and
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and
     ``os.replace``: readers see the old file or the whole new one, never a half file.
     The file gets the mode of a newly created file (:func:`new_file_mode`), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), new_file_mode())
-            fh.writelines(line + "\n" for line in lines)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Write ``lines`` (newline-terminated, UTF-8) to ``path`` atomically (:func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

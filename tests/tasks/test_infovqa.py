@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from harness.records import Sample
-from harness_tasks import infovqa
-from harness_tasks import synthetic as syn
+from harness_tasks import infovqa, measure
 
 N = 10
 COLUMNS = [
@@ -79,15 +78,15 @@ def test_images_are_tall_and_the_answer_needs_the_tool(samples: list[Sample]) ->
         img = Image.open(Path(s.root) / s.media[0]).convert("L")
         assert list(img.size) == s.metadata["image_size"]
         assert 1200 <= img.width <= 1600 and img.height >= 3.2 * img.width - 1
-        view = syn.model_view(img)
+        view = measure.model_view(img)
         scale = view.height / img.height
         for x, y, w, h in s.metadata["target_boxes"]:
             ink = np.asarray(img.crop((x, y, x + w, y + h))) < 100
             assert ink.mean() > 0.1
-            assert h * scale < 0.4 * syn.PATCH
-            crop, _ = syn.tight_crop(img, (x, y, w, h))
-            zoom = syn.model_view(crop, syn.CROP_MIN_PIXELS)
-            assert h * zoom.height / crop.height >= syn.PATCH
+            assert h * scale < 0.4 * measure.PATCH
+            crop, _ = measure.tight_crop(img, (x, y, w, h))
+            zoom = measure.model_view(crop, measure.CROP_MIN_PIXELS)
+            assert h * zoom.height / crop.height >= measure.PATCH
 
 
 def test_question_and_official_prompt_formats() -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from harness.records import Sample
-from harness_tasks import infovqa, mvbench, tallyqa, vstar
+from harness_tasks import infovqa, measure, mvbench, tallyqa, vstar
 from harness_tasks import synthetic as syn
 
 
@@ -130,27 +130,27 @@ def test_overlaps_with_margin() -> None:
 def test_color_share_and_box_share_count_pixels_per_patch() -> None:
     img = Image.new("RGB", (56, 56), (120, 120, 120))
     ImageDraw.Draw(img).rectangle((28, 0, 55, 13), fill=syn.PALETTE["red"])  # half of patch (0, 1)
-    share = syn.color_share(img, syn.PALETTE["red"])
+    share = measure.color_share(img, syn.PALETTE["red"])
     assert share.shape == (2, 2)
     assert share[0, 1] == pytest.approx(0.5) and share[0, 0] == 0 and share[1].sum() == 0
     # a box given in a 2x bigger original maps onto patch (0, 1) only
-    assert syn.box_share(img, (60, 2, 40, 20), syn.PALETTE["red"], scale=(0.5, 0.5)).tolist() == [[0.5]]
+    assert measure.box_share(img, (60, 2, 40, 20), syn.PALETTE["red"], scale=(0.5, 0.5)).tolist() == [[0.5]]
 
 
 def test_tight_crop_pads_by_the_larger_side_and_clamps() -> None:
     img = Image.new("RGB", (200, 100))
-    crop, box = syn.tight_crop(img, (50, 40, 20, 10))
+    crop, box = measure.tight_crop(img, (50, 40, 20, 10))
     assert box == (30, 20, 60, 50) and crop.size == (60, 50)
-    _, box = syn.tight_crop(img, (5, 5, 20, 10))
+    _, box = measure.tight_crop(img, (5, 5, 20, 10))
     assert box == (0, 0, 45, 35)
 
 
 def test_model_view_is_bounded_by_the_pixel_budget() -> None:
-    view = syn.model_view(Image.new("RGB", (3800, 2100)))
+    view = measure.model_view(Image.new("RGB", (3800, 2100)))
     assert view.width % 28 == 0 and view.height % 28 == 0
-    assert view.width * view.height <= syn.MAX_PIXELS
-    small = syn.model_view(Image.new("RGB", (60, 40)), syn.CROP_MIN_PIXELS)
-    assert small.width * small.height >= syn.CROP_MIN_PIXELS
+    assert view.width * view.height <= measure.MAX_PIXELS
+    small = measure.model_view(Image.new("RGB", (60, 40)), measure.CROP_MIN_PIXELS)
+    assert small.width * small.height >= measure.CROP_MIN_PIXELS
 
 
 @pytest.mark.parametrize("direction", ["up", "down", "left", "right"])

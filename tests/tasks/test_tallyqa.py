@@ -11,8 +11,8 @@ from PIL import Image
 
 from harness.records import Sample
 from harness.task import Scored
+from harness_tasks import measure, tallyqa
 from harness_tasks import synthetic as syn
-from harness_tasks import tallyqa
 
 N = 16
 
@@ -76,13 +76,15 @@ def test_needs_the_tool(samples: list[Sample]) -> None:
     four or more patches of its tight crop (resized into the crop budget)."""
     for s in samples[:8]:
         img = Image.open(Path(s.root) / s.media[0]).convert("RGB")
-        view = syn.model_view(img)
+        view = measure.model_view(img)
         scale = (view.width / img.width, view.height / img.height)
         for box, color in zip(s.metadata["target_boxes"], s.metadata["target_colors"], strict=True):
             rgb = syn.PALETTE[color]
-            assert syn.box_share(view, tuple(box), rgb, scale).max() < 0.5
-            crop, _ = syn.tight_crop(img, tuple(box))
-            assert (syn.color_share(syn.model_view(crop, syn.CROP_MIN_PIXELS), rgb) >= 0.5).sum() >= 4
+            assert measure.box_share(view, tuple(box), rgb, scale).max() < 0.5
+            crop, _ = measure.tight_crop(img, tuple(box))
+            assert (
+                measure.color_share(measure.model_view(crop, measure.CROP_MIN_PIXELS), rgb) >= 0.5
+            ).sum() >= 4
 
 
 def test_question_and_official_prompt_formats() -> None:

@@ -13,8 +13,8 @@ from harness.loop.limits import Limits
 from harness.records import Sample
 from harness.task import Scored
 from harness.tools import crop_image_normalized, resize_to_budget
+from harness_tasks import measure, vstar
 from harness_tasks import synthetic as syn
-from harness_tasks import vstar
 
 N = 10
 
@@ -82,7 +82,7 @@ def targets(samples: list[Sample]) -> list[Target]:
     out: list[Target] = []
     for s in samples:
         img = Image.open(Path(s.root) / s.media[0]).convert("RGB")
-        view = syn.model_view(img)
+        view = measure.model_view(img)
         for (x, y, w, h), color in zip(s.metadata["target_boxes"], s.metadata["target_colors"], strict=True):
             out.append((img, view, (x, y, w, h), syn.PALETTE[color]))
     return out
@@ -95,12 +95,12 @@ def test_needs_the_tool(targets: list[Target]) -> None:
     for img, view, box, rgb in targets:
         x, y, w, h = box
         box_pixels = img.crop((x, y, x + w, y + h)).resize((28, 28))
-        assert syn.color_share(box_pixels, rgb).item() > 0.3  # the annotated box holds the target
+        assert measure.color_share(box_pixels, rgb).item() > 0.3  # the annotated box holds the target
         scale = (view.width / img.width, view.height / img.height)
-        assert syn.box_share(view, box, rgb, scale).max() < 0.5
-        crop, _ = syn.tight_crop(img, box)
-        zoom = syn.model_view(crop, syn.CROP_MIN_PIXELS)
-        assert (syn.color_share(zoom, rgb) >= 0.5).sum() >= 4
+        assert measure.box_share(view, box, rgb, scale).max() < 0.5
+        crop, _ = measure.tight_crop(img, box)
+        zoom = measure.model_view(crop, measure.CROP_MIN_PIXELS)
+        assert (measure.color_share(zoom, rgb) >= 0.5).sum() >= 4
 
 
 def test_released_crop_tool_needs_two_nested_crops(targets: list[Target]) -> None:
@@ -126,7 +126,7 @@ def test_released_crop_tool_needs_two_nested_crops(targets: list[Target]) -> Non
                 (x2 - x1) * shown.width,
                 (y2 - y1) * shown.height,
             )
-            after[depth].append(float(syn.box_share(shown, in_shown, rgb).max()))
+            after[depth].append(float(measure.box_share(shown, in_shown, rgb).max()))
     n = len(after[1])
     assert sum(v < 0.5 for v in after[1]) >= 0.8 * n
     assert sum(v >= 0.5 for v in after[2]) >= 0.8 * n
