@@ -144,3 +144,29 @@ def test_a_task_declares_its_metric_direction_and_sources() -> None:
     records = [SampleRecord(s, trajectory, score_trajectory(spec, s, trajectory)) for s in samples]
     result = task_result(spec, records)
     assert (result.metric, result.value, result.higher_is_better) == ("distance", 2.5, {"distance": False})
+
+
+def test_the_package_exports_the_whole_plugin_api_lazily() -> None:
+    """``from harness import ...`` gives every type a plugin needs; the tool, backend, trainer and
+    section types load on first use, so ``import harness`` alone pulls in no image library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness\n"
+        "assert 'PIL' not in sys.modules, 'import harness loaded PIL'\n"
+        "from harness import BackendContext, Section, ToolContext, ToolResult, ToolSpec, TrainerSpec\n"
+        "from harness.backends import BackendContext as B\n"
+        "from harness.tools import ToolSpec as T\n"
+        "assert (BackendContext, ToolSpec) == (B, T)\n"
+        "missing = [n for n in harness.__all__ if not hasattr(harness, n)]\n"
+        "assert not missing, missing\n"
+        "try:\n"
+        "    harness.NoSuchThing\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchThing' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
