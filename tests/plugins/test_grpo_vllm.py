@@ -448,3 +448,24 @@ def test_server_rollouts_over_http_and_weights_through_the_client(
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 2 and all('"generation": "vllm:server"' in line for line in log)
     assert all(json.loads(line)["is_tokens"] == 0 for line in log)  # no token log-probabilities over HTTP
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM (CI's second environment, .venv-vllm)")
+@pytest.mark.parametrize("flat", [False, True])
+def test_real_vllm_outputs_give_the_sampled_logprobs(flat: bool) -> None:
+    """vLLM's own ``SamplingParams`` takes ``logprobs=0``, and its ``CompletionOutput`` (either
+    logprobs container) becomes ``Reply.logprobs``: the importance-sampling correction's input."""
+    from vllm import SamplingParams
+    from vllm.logprobs import FlatLogprobs, Logprob
+    from vllm.outputs import CompletionOutput
+
+    from harness.backends.vllm_engine import sampled_logprobs, sampling_kwargs
+    from harness.loop.policy import Sampling
+
+    params = SamplingParams(**sampling_kwargs(Sampling(temperature=1.0), VLLMOptions(logprobs=True)))
+    assert params.logprobs == 0
+    positions: Any = FlatLogprobs() if flat else []
+    for token, lp in ((11, -0.5), (12, -1.25), (151645, -0.0625)):
+        positions.append({token: Logprob(lp, rank=1)})
+    completion = CompletionOutput(0, "ab", [11, 12, 151645], -1.8125, positions, finish_reason="stop")
+    assert sampled_logprobs(completion) == ((11, -0.5), (12, -1.25), (151645, -0.0625))
