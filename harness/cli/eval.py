@@ -107,6 +107,7 @@ def _add_eval(sub: SubParsers) -> argparse.ArgumentParser:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from harness.data.source import DataSource
     from harness.plugins import Harness
     from harness.run.evaluate import EvalConfig, evaluate, format_results
     from harness.run.launch import accelerate_process, evaluate_launched
@@ -118,6 +119,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         limits = Limits.parse(resolved.limits_text)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    data = DataSource.parse(args.data)  # a bad seed or hub option: one line naming --data
     process = accelerate_process()  # None unless started by a multi-process launcher
     fresh = None
     if args.output_path is None and process is None:  # a run always leaves its files
@@ -128,7 +130,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         tasks=args.tasks,
         model=resolved.model,
         model_args=resolved.model_args,
-        data=args.data,
+        data=data,
         limit=args.limit,
         seed=args.seed,
         mode=args.prompt,

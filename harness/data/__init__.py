@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data.confine import PathEscape, confined
-from harness.errors import UserError
+from harness.data.source import SOURCES as SOURCES
+from harness.data.source import DataError as DataError
+from harness.data.source import DataSource
 from harness.records import Sample
 from harness.task import TaskSpec
 
@@ -43,11 +45,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SYNTHETIC_SIZE = 50
 MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb limit (InfoVQA's largest is ~59M pixels)
-SOURCES = "synthetic[:SEED], hub[:KEY=VALUE,...], parquet:PATH, jsonl:PATH"
-
-
-class DataError(UserError):
-    """Bad data source or malformed record; the message names the file, row and field."""
 
 
 class MediaError(Exception):
@@ -78,14 +75,13 @@ def row_errors(path: Path | str, row: int | str) -> Iterator[None]:
         raise DataError(f"{path}: row {row}: {exc}") from exc
 
 
-def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sample]:
-    """Load the samples of one task from the source named by ``--data``."""
-    kind, _, arg = data.partition(":")
+def load_samples(spec: TaskSpec, data: DataSource | str, limit: int | None = None) -> list[Sample]:
+    """Load the samples of one task from the source named by ``--data`` (a :class:`DataSource`,
+    or its text, parsed here)."""
+    source = DataSource.of(data)
+    kind = source.kind
     if kind == "synthetic":
-        try:
-            seed = int(arg) if arg else 0
-        except ValueError:
-            raise DataError(f"--data synthetic:SEED needs an integer seed, got {arg!r}") from None
+        seed = source.seed
         n = limit if limit is not None else DEFAULT_SYNTHETIC_SIZE
         if spec.synthesize is None:
             raise DataError(f"task {spec.name} has no synthetic data; valid: {SOURCES}")
@@ -93,20 +89,20 @@ def load_samples(spec: TaskSpec, data: str, limit: int | None = None) -> list[Sa
         root.mkdir(parents=True, exist_ok=True)
         samples = spec.synthesize(n, seed, root)
     elif kind == "jsonl":
-        every = load_jsonl(Path(arg))
+        every = load_jsonl(source.path)
         samples = [s for s in every if s.task == spec.name]
         if not samples:  # never a run of n=0 with NaN metrics
             has = sorted({s.task for s in every})
             raise DataError(
-                f"{arg}: no sample of task {spec.name} (the file has "
+                f"{source.text}: no sample of task {spec.name} (the file has "
                 + (f"tasks {', '.join(has)})" if has else "no samples)")
             )
     elif kind in spec.sources:
-        samples = spec.sources[kind](arg)
+        samples = spec.sources[kind](source.text)
     elif kind == "hub":
-        samples = load_hub(spec, arg)
+        samples = load_hub(spec, source)
     else:
-        raise DataError(f"unknown --data source {data!r}; valid: {SOURCES}")
+        raise DataError(f"unknown --data source {str(source)!r}; valid: {SOURCES}")
     return samples[:limit] if limit is not None else samples
 
 
@@ -152,13 +148,11 @@ def _media_paths(where: str, media: Any) -> list[str]:
     return media
 
 
-def load_hub(spec: TaskSpec, arg: str) -> list[Sample]:
+def load_hub(spec: TaskSpec, source: DataSource) -> list[Sample]:
     """``--data hub[:options]``: the task's real data through its ``load_hub``."""
-    from harness.data.hub import HubOptions
-
     if spec.load_hub is None:
         raise DataError(f"task {spec.name} has no hub source; use --data parquet:PATH or jsonl:PATH")
-    return spec.load_hub(HubOptions.parse(arg))
+    return spec.load_hub(source.hub_options())
 
 
 # --------------------------------------------------------------------------- media

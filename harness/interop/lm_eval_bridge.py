@@ -34,6 +34,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_aggregation, register_metric, register_model
 
 from harness.data import load_samples
+from harness.data.source import DataSource
 from harness.loop.limits import Limits
 from harness.loop.policy import DEFAULT_STOP, Policy, Request, Sampling
 from harness.loop.protocol import SYSTEM_PROMPT, user_text
@@ -249,7 +250,7 @@ def _yaml(spec: TaskSpec, data_file: Path, limits: Limits) -> str:
 def export_tasks(
     directory: Path,
     specs: Sequence[TaskSpec],
-    data: str = "synthetic",
+    data: DataSource | str = "synthetic",
     limit: int | None = None,
     limits: Limits = Limits(),  # noqa: B008 (frozen)
 ) -> list[str]:
@@ -260,13 +261,14 @@ def export_tasks(
             f"{', '.join(video)}: video task(s) cannot be exported: lm-eval has no video input; "
             "evaluate them with harness eval"
         )
+    source = DataSource.of(data)  # parsed once, before any file is written
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     names = []
     for spec in specs:
         data_file = (directory / "data" / f"{spec.name}.jsonl").resolve()
         with data_file.open("w", encoding="utf-8") as fh:
-            for sample in load_samples(spec, data, limit):
+            for sample in load_samples(spec, source, limit):
                 row = sample.to_dict()
                 row["root"] = str(Path(sample.root or ".").resolve())
                 doc = {"key": sample.key, "sample": json.dumps(row), **_budget(limits)}

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.backends import BackendContext, split_model
 from harness.data import DataError, load_samples
+from harness.data.source import DataSource
 from harness.errors import OptionError
 from harness.loop.limits import Limits
 from harness.loop.policy import Policy, Sampling
@@ -60,7 +61,7 @@ class EvalConfig:
     tasks: str
     model: str
     model_args: dict[str, str] = field(default_factory=dict)
-    data: str = "synthetic"
+    data: DataSource | str = DataSource("synthetic")  # text is parsed once, into a DataSource
     limit: int | float | None = None  # below 1: that fraction of each task (lm-eval's --limit 0.1)
     seed: int = 0
     mode: PromptMode = "vcot"
@@ -76,9 +77,20 @@ class EvalConfig:
     resume: bool = False
     shard: str | None = None  # "I/N": evaluate only this part of the samples (harness/run/shard.py)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", DataSource.of(self.data))
+
+    @property
+    def source(self) -> DataSource:
+        """``data`` as the :class:`DataSource` it always is once constructed."""
+        assert isinstance(self.data, DataSource)
+        return self.data
+
     def to_dict(self) -> dict[str, Any]:
+        """The stored form (run_config.json, results.json's ``config``): ``data`` as its text."""
         d = asdict(self)
         d["limits"] = asdict(self.limits)
+        d["data"] = str(self.source)
         return d
 
 
@@ -111,7 +123,7 @@ def build_policy(harness: Harness, config: EvalConfig) -> Policy:
     )
 
 
-def load_limited(spec: TaskSpec, data: str, limit: int | float | None) -> list[Sample]:
+def load_limited(spec: TaskSpec, data: DataSource, limit: int | float | None) -> list[Sample]:
     """``--limit``: the first N samples, or below 1 that fraction of the task (rounded up, as lm-eval)."""
     if limit is not None and limit < 1:
         everything = load_samples(spec, data, None)
@@ -165,11 +177,11 @@ def _evaluate(
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
-    samples: dict[str, list[Sample]] = {s.name: load_limited(s, config.data, config.limit) for s in specs}
+    samples: dict[str, list[Sample]] = {s.name: load_limited(s, config.source, config.limit) for s in specs}
     empty = [name for name, ss in samples.items() if not ss]
     if empty:  # a task with n=0 would "finish" with NaN metrics and exit 0
         limit = f" --limit {config.limit}" if config.limit is not None else ""
-        raise DataError(f"--data {config.data}{limit}: no samples of task {', '.join(empty)}")
+        raise DataError(f"--data {config.source}{limit}: no samples of task {', '.join(empty)}")
     if shard is not None:  # --limit first (the unsharded run's samples), then this shard's part
         samples = {name: shard.select(ss) for name, ss in samples.items()}
 

@@ -29,6 +29,14 @@ from harness.errors import OptionError, UserError
             "unknown --data source 'nowhere:x'",
         ),
         (
+            ["eval", "--tasks", "vstar", "--model", "scripted:oracle", "--data", "synthetic:abc"],
+            "--data synthetic:SEED needs an integer seed, got 'abc'",
+        ),
+        (
+            ["eval", "--tasks", "vstar", "--model", "scripted:oracle", "--data", "hub:mirror"],
+            "--data hub: bad option 'mirror'; expected KEY=VALUE",
+        ),
+        (
             ["eval", "--tasks", "vstar", "--model", "scripted:oracle", "--shard", "2/2"],
             "--shard: expected I/N",
         ),

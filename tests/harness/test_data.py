@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.data import DataError, MediaError, load_jsonl, load_samples, open_media
+from harness.data.hub import HubError
+from harness.data.source import DataSource
 from harness.plugins import Harness
 from harness.records import Sample
 from harness.run.evaluate import EvalConfig, evaluate
@@ -65,3 +67,42 @@ def test_corrupt_and_missing_images_name_the_sample_and_field(
         open_media(dataclasses.replace(base, media=("gone.jpg",)))
     with pytest.raises(MediaError, match="escapes the data root"):
         open_media(dataclasses.replace(base, media=(str(tmp_path.parent / "x.jpg"),)))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "arg"),
+    [
+        ("synthetic", "synthetic", None),
+        ("synthetic:", "synthetic", ""),
+        ("synthetic:7", "synthetic", "7"),
+        ("hub:mirror=/m,revision=v1", "hub", "mirror=/m,revision=v1"),
+        ("parquet:/a:b.parquet", "parquet", "/a:b.parquet"),
+        ("jsonl:x.jsonl", "jsonl", "x.jsonl"),
+        ("mine", "mine", None),
+    ],
+)
+def test_data_source_parses_once_and_keeps_its_spelling(text: str, kind: str, arg: str | None) -> None:
+    source = DataSource.parse(text)
+    assert (source.kind, source.arg) == (kind, arg)
+    assert str(source) == text  # what run folders store, so a resume compares equal
+    assert DataSource.of(source) is source and DataSource.of(text) == source
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        ("synthetic:abc", DataError, "--data synthetic:SEED needs an integer seed, got 'abc'"),
+        ("hub:mirror", HubError, "--data hub: bad option 'mirror'; expected KEY=VALUE"),
+    ],
+)
+def test_bad_data_is_refused_when_parsed(text: str, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        DataSource.parse(text)
+
+
+def test_eval_config_parses_data_text_once() -> None:
+    config = EvalConfig(tasks="vstar", model="scripted:oracle", data="synthetic:3")
+    assert config.source == DataSource("synthetic", "3") and config.source.seed == 3
+    assert config.to_dict()["data"] == "synthetic:3"
+    with pytest.raises(DataError, match="integer seed"):
+        EvalConfig(tasks="vstar", model="scripted:oracle", data="synthetic:x")
