@@ -231,7 +231,7 @@ def _evaluate(
             bar.close()
     wall = time.monotonic() - start
     result = build_result(
-        config.to_dict(),
+        config,
         specs,
         records,
         {s.name: len(samples[s.name]) for s in specs},
@@ -250,7 +250,7 @@ def _evaluate(
 
 
 def build_result(
-    config: dict[str, Any],
+    config: EvalConfig | Mapping[str, Any],
     specs: Sequence[TaskSpec],
     records: Sequence[SampleRecord],
     n_samples: Mapping[str, int],
@@ -262,22 +262,30 @@ def build_result(
     packages: dict[str, str] | None = None,
 ) -> RunResult:
     """The ``RunResult`` of ``records`` (what results.json holds): one code path for a run, a
-    shard and a merge of shards, so their files have the same layout and the same numbers."""
+    shard and a merge of shards, so their files have the same layout and the same numbers.
+
+    ``config`` is the run's :class:`EvalConfig`, or the stored configuration of a run folder
+    (``results.json``'s ``config``, as a merge or a rescore reads it), kept as stored."""
     versions = {s.name: s.version for s in specs}
-    scoring = str(config.get("scoring") or "official")
+    if isinstance(config, EvalConfig):
+        stored, scoring, seed, model = config.to_dict(), config.scoring, config.seed, config.model
+    else:  # a run folder's file: read by key, missing keys as the oldest files lack them
+        stored = dict(config)
+        scoring = str(config.get("scoring") or "official")
+        seed, model = int(config.get("seed") or 0), str(config.get("model"))
     return RunResult(
         results={s.name: task_result(s, records, scoring) for s in specs},
-        config=config,
+        config=stored,
         versions=versions,
         packages=package_versions() if packages is None else packages,
-        seed=int(config.get("seed") or 0),
-        model=str(config.get("model")),
+        seed=seed,
+        model=model,
         wall_seconds=round(wall_seconds, 3),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         git=git_revision(),
         n_samples={s.name: int(n_samples.get(s.name, 0)) for s in specs},
         shard=shard,
-        fingerprint=fingerprint(config, versions),
+        fingerprint=fingerprint(stored, versions),
         partial=partial,
         merged=merged,
     )
