@@ -36,7 +36,7 @@ from lm_eval.api.registry import register_aggregation, register_metric, register
 from harness.data import load_samples
 from harness.data.source import DataSource
 from harness.loop.limits import Limits
-from harness.loop.policy import DEFAULT_STOP, Policy, Request, Sampling
+from harness.loop.policy import DEFAULT_MAX_NEW_TOKENS, DEFAULT_STOP, Policy, Request, Sampling
 from harness.loop.protocol import SYSTEM_PROMPT, user_text
 from harness.loop.rollout import sample_seed
 from harness.plugins import Harness, make_plugin_manager
@@ -198,7 +198,7 @@ class HarnessLM(LM):  # type: ignore[misc]
         sampling = Sampling(
             temperature=float(gen_kwargs.get("temperature", 0.0)),
             top_p=float(gen_kwargs.get("top_p", 1.0)),
-            max_new_tokens=int(gen_kwargs.get("max_gen_toks", Limits().max_new_tokens)),
+            max_new_tokens=int(gen_kwargs.get("max_gen_toks", DEFAULT_MAX_NEW_TOKENS)),
             stop=tuple(gen_kwargs.get("until") or DEFAULT_STOP),
             seed=seed,
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.coerce import coerce, field_types
 from harness.errors import OptionError
+from harness.loop.policy import DEFAULT_MAX_NEW_TOKENS
 
 PATCH = 28  # Qwen2.5-VL resize factor (14 px patches merged 2x2)
 
@@ -35,7 +36,7 @@ class Limits:
     max_ops: int = 4
     max_images: int = 16
     max_context_tokens: int = 12 * 1024 - 200
-    max_new_tokens: int = 2048
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # the one stored reply budget of an episode
     min_pixels: int = 512 * PATCH * PATCH
     max_pixels: int = 5120 * PATCH * PATCH
     source_min_pixels: int = 256 * PATCH * PATCH

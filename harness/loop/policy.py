@@ -18,16 +18,24 @@ from harness.records import Sample
 
 FinishReason = Literal["stop", "length", "error"]
 DEFAULT_STOP: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
+#: Tokens one reply may have, unless a request says otherwise (also ``Limits.max_new_tokens``'s default).
+DEFAULT_MAX_NEW_TOKENS = 2048
 
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """Decoding parameters; greedy by default as for the published evaluation."""
+    """Decoding parameters of one request; greedy by default as for the published evaluation.
+
+    ``max_new_tokens`` and ``seed`` are this request's: in an episode the rollout sets them at
+    request time (:meth:`harness.loop.rollout.RolloutConfig.request_sampling`) from the one stored
+    budget, ``Limits.max_new_tokens``, and from the episode's seed plus the turn, so a
+    ``RolloutConfig.sampling`` holds only the decoding choices (temperature, top_p, top_k, stop).
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0  # 0: off (every token); the released GRPO sampled with 40
-    max_new_tokens: int = 2048
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     stop: tuple[str, ...] = DEFAULT_STOP
     seed: int = 0
 
@@ -39,6 +47,12 @@ class Request:
     ``sample`` is given so that scripted test doubles can act on the annotation; real backends
     must ignore it. ``turn`` is 0-based; ``seed`` is derived from the run seed and the sample, so
     a reply never depends on which batch the request landed in.
+
+    ``seed`` and ``sampling.seed`` are two values: ``seed`` is the episode's (the same on every
+    turn; scripted policies and GRPO's bookkeeping key on it with ``turn``), ``sampling.seed`` is
+    what a backend seeds its random draws with, ``seed + turn`` in an episode (so each turn draws
+    afresh) and equal to ``seed`` in the single-turn requests of ``harness serve`` and the lm-eval
+    bridge. Both stay: ``Sampling`` is used alone (backends, serve), without a ``Request``.
     """
 
     messages: list[dict[str, Any]]

@@ -58,6 +58,14 @@ class RolloutConfig:
         if self.workers is not None and self.workers < 1:
             raise OptionError(f"workers must be >= 1, got {self.workers}")
 
+    def request_sampling(self, turn: int, seed: int) -> Sampling:
+        """The ``Sampling`` of an episode's request: the decoding choices of ``sampling`` (turn 0)
+        or ``sampling_later``, with the budget ``limits.max_new_tokens`` (the one stored value:
+        ``max_new_tokens`` and ``seed`` of ``sampling`` / ``sampling_later`` are not read) and
+        the seed ``seed + turn`` (``seed``: the episode's, :func:`sample_seed`)."""
+        decoding = self.sampling if turn == 0 or self.sampling_later is None else self.sampling_later
+        return dataclasses.replace(decoding, max_new_tokens=self.limits.max_new_tokens, seed=seed + turn)
+
 
 def sample_seed(run_seed: int, key: str) -> int:
     """A 63-bit seed that depends only on the run seed and the sample key."""
@@ -170,12 +178,6 @@ def run_jobs(
     workers = config.workers if config.workers is not None else default_workers()
     pool = worker_pool(workers)
     events: SimpleQueue[tuple[str, _Slot, Future[Any]]] = SimpleQueue()
-    first = dataclasses.replace(config.sampling, max_new_tokens=config.limits.max_new_tokens)
-    later = (
-        dataclasses.replace(config.sampling_later, max_new_tokens=config.limits.max_new_tokens)
-        if config.sampling_later is not None
-        else first
-    )
     ahead = config.batch_size + workers  # episodes holding media, at most
     preparing = active = taken = admitted = 0
     ready: dict[int, _Slot | None] = {}  # prepared, by input position (None: failed, yielded)
@@ -186,10 +188,9 @@ def run_jobs(
 
     def send(slot: _Slot) -> None:
         assert slot.episode is not None
-        sampling = first if slot.turn == 0 else later
         request = Request(
             messages=list(slot.episode.messages),
-            sampling=dataclasses.replace(sampling, seed=slot.job.seed + slot.turn),
+            sampling=config.request_sampling(slot.turn, slot.job.seed),
             sample=slot.job.sample,
             turn=slot.turn,
             seed=slot.job.seed,

@@ -199,7 +199,7 @@ def _evaluate(
     rconf = RolloutConfig(
         mode=config.mode,
         limits=config.limits,
-        sampling=Sampling(temperature=config.temperature, top_p=config.top_p, seed=config.seed),
+        sampling=Sampling(temperature=config.temperature, top_p=config.top_p),
         batch_size=config.batch_size,
         workers=config.workers,
         seed=config.seed,

@@ -355,3 +355,20 @@ def test_preparation_failures_finishing_out_of_order_never_stall_the_engine(
     assert not worker.is_alive(), "run_jobs stalled"
     assert sorted(f.record.sample.id for f in results) == [str(i) for i in range(9)]
     assert all(f.record.trajectory.end_reason == "error" for f in results)
+
+
+def test_request_sampling_takes_the_budget_from_limits_and_the_seed_from_the_episode() -> None:
+    from harness.loop.limits import Limits
+    from harness.loop.policy import DEFAULT_MAX_NEW_TOKENS
+
+    assert Limits().max_new_tokens == Sampling().max_new_tokens == DEFAULT_MAX_NEW_TOKENS
+    config = RolloutConfig(
+        limits=Limits(max_new_tokens=7),
+        sampling=Sampling(temperature=0.5, max_new_tokens=999, seed=3),
+        sampling_later=Sampling(temperature=1.0, top_k=40),
+    )
+    first, later = config.request_sampling(0, 100), config.request_sampling(2, 100)
+    assert (first.temperature, first.max_new_tokens, first.seed) == (0.5, 7, 100)
+    assert (later.temperature, later.top_k, later.max_new_tokens, later.seed) == (1.0, 40, 7, 102)
+    plain = RolloutConfig(sampling=Sampling(top_p=0.9))
+    assert plain.request_sampling(1, 5) == Sampling(top_p=0.9, seed=6)
