@@ -41,8 +41,10 @@ def batch_logps(model: Any, processor: Any, rolls: Sequence[Rollout]) -> list[An
 
     from .tokens import BATCHED_KEYS, collate
 
+    if len(rolls) == 1:
+        return [token_logps(model, processor, rolls[0])]
     rows = [_encoded(processor, r) for r in rolls]
-    if len(rolls) == 1 or any(set(r.inputs) - BATCHED_KEYS for r in rows):
+    if any(set(r.inputs) - BATCHED_KEYS for r in rows):
         return [token_logps(model, processor, r) for r in rolls]
     tokenizer = getattr(processor, "tokenizer", processor)
     batch = collate(processor, tokenizer.pad_token_id or 0, rows)
@@ -175,7 +177,7 @@ def grpo_loss(
             old = roll.old_logp.to(logp.device) if roll.old_logp is not None else logp.detach()
             losses = clipped_surrogate(logp, old, advantage, spec.clip)
             engine = engine_logp(processor, roll) if spec.is_cap is not None else None
-            if engine is not None and spec.is_cap is not None:
+            if engine is not None and spec.is_cap is not None:  # the vLLM correction
                 engine = engine.to(logp.device)
                 weight = is_weights(old, engine, spec.is_cap)
                 losses = losses * weight

@@ -24,8 +24,18 @@ from harness.backends.chat import collect_media
 from harness.loop.episode import Message
 
 IGNORE = -100
-MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
-BATCHED_KEYS = frozenset({"input_ids", "attention_mask", *MEDIA_KEYS})  # what collate batches
+# Concatenated over the batch (one entry per image / video / patch): the media and its grids.
+MEDIA_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "second_per_grid_ts",
+)
+# Right-padded with 0 like input_ids: Qwen2.5-VL's token types (image / video / text), without
+# which transformers gives every token a 1-D position instead of the 3-D M-RoPE ones.
+TOKEN_KEYS = ("mm_token_type_ids",)
+BATCHED_KEYS = frozenset({"input_ids", "attention_mask", *MEDIA_KEYS, *TOKEN_KEYS})  # what collate batches
 
 
 def encode(
@@ -98,8 +108,13 @@ def collate(processor: Any, pad_id: int, rows: Sequence[Encoded]) -> dict[str, A
         mask[i, :n] = r.inputs["attention_mask"][0]
         labels[i, :n] = r.labels
     out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    for key in TOKEN_KEYS:
+        if all(key in r.inputs for r in rows):
+            out[key] = torch.zeros((len(rows), width), dtype=rows[0].inputs[key].dtype)
+            for i, r in enumerate(rows):
+                out[key][i, : r.inputs[key].shape[1]] = r.inputs[key][0]
     for key in MEDIA_KEYS:
-        parts = [r.inputs[key] for r in rows if key in r.inputs]
+        parts = [torch.as_tensor(r.inputs[key]) for r in rows if key in r.inputs]
         if parts:
             out[key] = torch.cat(parts, dim=0)
     return out

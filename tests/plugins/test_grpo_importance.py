@@ -288,9 +288,13 @@ def test_length_grouped_forward_gives_the_per_rollout_loss_and_gradients(
 ) -> None:
     import torch
 
+    from harness_plugins.tokens import BATCHED_KEYS
+
     rolls = _rollouts(harness_instance, [scripted_policy("oracle"), scripted_policy("random")], False)
     lengths = [int(grpo_loss._encoded(tiny_policy.processor, r).inputs["input_ids"].shape[1]) for r in rolls]
     assert len(set(lengths)) > 1  # padding happens
+    encoded = [grpo_loss._encoded(tiny_policy.processor, r) for r in rolls]
+    assert all(set(e.inputs) <= BATCHED_KEYS for e in encoded)  # really one forward per group
     batch = list(zip(rolls, [0.5, -1.0, 0.25, 2.0], strict=True))
     model = tiny_policy.model
     model.eval()  # no dropout: the same numbers from every forward
@@ -362,3 +366,26 @@ def test_openai_reply_carries_vllm_token_ids_and_logprobs() -> None:
     assert body["logprobs"] is True and body["top_logprobs"] == 0
     assert body["extra_body"] == {"top_k": 40, "return_tokens_as_token_ids": True}
     assert "logprobs" not in request_body(request, OpenAIOptions(), DataUrlCache())
+
+
+@needs_train
+def test_collate_gives_the_eval_forward(tiny_policy: Any) -> None:
+    """A conversation collated (SFT's batches, GRPO's forward batches) gets the logits of its own
+    encoding, as eval feeds it: the token types that switch on Qwen2.5-VL's 3-D positions travel."""
+    import torch
+    from PIL import Image
+
+    from harness_plugins.tokens import BATCHED_KEYS, collate, encode_with_mask
+
+    image = Image.new("RGB", (112, 84), (200, 30, 30))
+    messages = [
+        {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Color?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "The answer is \\boxed{red}."}]},
+    ]
+    encoded = encode_with_mask(tiny_policy.processor, messages)
+    assert set(encoded.inputs) <= BATCHED_KEYS  # nothing the collator would drop
+    model = tiny_policy.model.eval()
+    batch = collate(tiny_policy.processor, 0, [encoded])
+    batch.pop("labels")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, model(**encoded.inputs).logits)
