@@ -64,7 +64,8 @@ class TaskSpec:
       ``{"category": "direct_attributes"}``.
     - ``chance_answers(sample)`` is the answer space the seeded chance baseline draws from.
     - ``load_hub(options)`` loads the real benchmark from the Hugging Face Hub (``--data hub``);
-      ``None`` when the task has no such source.
+      ``None`` when the task has no such source. ``hub_keys`` are the task's own
+      ``--data hub:KEY=VALUE`` options, which it reads with ``options.option(KEY)``.
     - ``sources`` are the task's other data sources: ``{"parquet": read}`` makes
       ``--data parquet:PATH`` call ``read("PATH")`` (the built-in tasks read Pixel-Reasoner eval
       parquets this way, :mod:`harness_tasks.pixel_reasoner`).
@@ -88,6 +89,7 @@ class TaskSpec:
     prompt_modes: tuple[PromptMode, ...] = PROMPT_MODES
     scorer_params: dict[str, object] = field(default_factory=dict)
     load_hub: Callable[[HubOptions], list[Sample]] | None = None
+    hub_keys: tuple[str, ...] = ()
     sources: Mapping[str, DataSource] = field(default_factory=dict)
     corpus_metrics: tuple[CorpusMetric, ...] = ()
 

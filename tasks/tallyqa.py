@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from harness import hookimpl
 from harness.data import DataError, row_errors
-from harness.data.hub import HubOptions
+from harness.data.hub import HubError, HubOptions
 from harness.records import Sample, SampleScore
 from harness.scoring import count_accuracy, extract_count, rmse
 from harness.task import CorpusMetric, Scored, TaskSpec
@@ -37,6 +37,7 @@ from . import pixel_reasoner
 from . import synthetic as syn
 
 NAME = "tallyqa"
+HUB_KEY = "tallyqa"  # --data hub:tallyqa=DIR, this task's own hub option
 VERSION = 1
 SUBSETS = ("simple", "complex")
 QUESTIONS_FILE = "test.json"
@@ -165,7 +166,21 @@ def load_local(root: Path, split: str = "test") -> list[Sample]:
 def load_hub(options: HubOptions) -> list[Sample]:
     """TallyQA's test split from ``--data hub:tallyqa=DIR`` (its Visual Genome images are not
     on the Hugging Face Hub): ``DIR/test.json`` + ``DIR/VG_100K*/``."""
-    return load_local(options.tallyqa_root())
+    return load_local(hub_root(options))
+
+
+def hub_root(options: HubOptions) -> Path:
+    """The folder of this task's own hub option ``tallyqa=DIR`` (:data:`HUB_KEY`)."""
+    folder = options.option(HUB_KEY)
+    if folder is None:
+        raise HubError(
+            "--data hub: TallyQA's Visual Genome images are not on the Hugging Face Hub; "
+            "pass the folder with test.json and the VG images: --data hub:tallyqa=DIR"
+        )
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise HubError(f"--data hub:tallyqa: no folder {root}")
+    return root
 
 
 def synthesize(n: int, seed: int, out_dir: Path) -> list[Sample]:
@@ -259,6 +274,7 @@ SPEC = TaskSpec(
     chance_answers=chance_answers,
     scorer_params={"extractor": "extract_count", "match": "exact"},
     load_hub=load_hub,
+    hub_keys=(HUB_KEY,),
     sources={
         "parquet": pixel_reasoner.source(NAME, ("tallyqa",), partial(pixel_reasoner.count_sample, task=NAME))
     },

@@ -4,7 +4,7 @@
   ``$HARNESS_CACHE_DIR`` (default ``~/.cache/pixel-harness``) per task, version and seed.
 - ``hub`` / ``hub:KEY=VALUE,...``: the real benchmarks from the Hugging Face Hub, read by each
   task's ``load_hub`` (options in :mod:`harness.data.hub`: ``mirror=DIR``, ``cache_dir=DIR``,
-  ``tallyqa=DIR``, ``revision=REV``).
+  ``revision=REV``, and each task's own, e.g. ``tallyqa=DIR``).
 - ``KIND:ARG``: a source the task itself offers in ``TaskSpec.sources`` (the built-in tasks offer
   ``parquet:PATH``, a Pixel-Reasoner eval parquet: :mod:`harness_tasks.pixel_reasoner`).
 - ``jsonl:PATH``: one ``Sample.to_dict()`` per line; relative media paths resolve against the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,9 +75,16 @@ def row_errors(path: Path | str, row: int | str) -> Iterator[None]:
         raise DataError(f"{path}: row {row}: {exc}") from exc
 
 
-def load_samples(spec: TaskSpec, data: DataSource | str, limit: int | None = None) -> list[Sample]:
+def load_samples(
+    spec: TaskSpec,
+    data: DataSource | str,
+    limit: int | None = None,
+    *,
+    hub_keys: Iterable[str] | None = None,
+) -> list[Sample]:
     """Load the samples of one task from the source named by ``--data`` (a :class:`DataSource`,
-    or its text, parsed here)."""
+    or its text, parsed here). ``hub_keys``: the task options a ``hub`` source may carry (the
+    ``hub_keys`` of every task loaded from it; default: this task's)."""
     source = DataSource.of(data)
     kind = source.kind
     if kind == "synthetic":
@@ -100,7 +107,7 @@ def load_samples(spec: TaskSpec, data: DataSource | str, limit: int | None = Non
     elif kind in spec.sources:
         samples = spec.sources[kind](source.text)
     elif kind == "hub":
-        samples = load_hub(spec, source)
+        samples = load_hub(spec, source, spec.hub_keys if hub_keys is None else hub_keys)
     else:
         raise DataError(f"unknown --data source {str(source)!r}; valid: {SOURCES}")
     return samples[:limit] if limit is not None else samples
@@ -148,11 +155,14 @@ def _media_paths(where: str, media: Any) -> list[str]:
     return media
 
 
-def load_hub(spec: TaskSpec, source: DataSource) -> list[Sample]:
-    """``--data hub[:options]``: the task's real data through its ``load_hub``."""
+def load_hub(spec: TaskSpec, source: DataSource, hub_keys: Iterable[str]) -> list[Sample]:
+    """``--data hub[:options]``: the task's real data through its ``load_hub``; a task option
+    that no key of ``hub_keys`` names is refused first."""
     if spec.load_hub is None:
         raise DataError(f"task {spec.name} has no hub source; use --data parquet:PATH or jsonl:PATH")
-    return spec.load_hub(source.hub_options())
+    options = source.hub_options()
+    options.check_keys(hub_keys)
+    return spec.load_hub(options)
 
 
 # --------------------------------------------------------------------------- media

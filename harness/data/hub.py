@@ -6,9 +6,11 @@ Options (comma-separated after ``hub:``):
   that mirrors the hub repository's files (an air-gapped copy, or the tests' generated files).
   ``datasets`` and the task loaders then run exactly as on a download.
 - ``cache_dir=DIR``: where ``huggingface_hub`` / ``datasets`` keep downloads (default: theirs).
-- ``tallyqa=DIR``: the TallyQA folder (``test.json`` + ``VG_100K/``, ``VG_100K_2/`` Visual
-  Genome images): TallyQA's images are not on the Hub, so it always comes from a local folder.
 - ``revision=REV``: a hub revision (branch, tag or commit) for every repository.
+- a task's own keys, declared in ``TaskSpec.hub_keys`` and read by its ``load_hub`` with
+  :meth:`HubOptions.option` (e.g. ``tallyqa=DIR``: TallyQA's images are not on the Hub, so that
+  task reads them from a local folder). A key that neither the list above nor a selected task
+  declares is refused, naming the key and the valid ones (:meth:`HubOptions.check_keys`).
 
 Downloads go through ``huggingface_hub.snapshot_download`` (folder-shaped repositories: V*,
 MVBench) and ``datasets.load_dataset`` (parquet-backed ones: InfographicVQA). When the hub cannot
@@ -30,7 +32,8 @@ import threading
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +43,7 @@ from harness.errors import UserError
 if TYPE_CHECKING:
     from datasets import Dataset
 
-HUB_KEYS = ("mirror", "cache_dir", "tallyqa", "revision")
+HUB_KEYS = ("mirror", "cache_dir", "revision")  # shared by every task; tasks add their own
 PROBE_TIMEOUT_S = 3.0
 DATA_ALTERNATIVES = "--data parquet:PATH, --data jsonl:PATH or --data hub:mirror=DIR"
 MODEL_ALTERNATIVES = "--model hf:DIR (a local checkpoint folder) or --model hf:@tiny (built offline)"
@@ -135,29 +138,46 @@ def unavailable(kind: str, repo_id: str, reason: str, alternatives: str) -> str:
 
 @dataclass(frozen=True)
 class HubOptions:
-    """Parsed ``hub:`` options (see the module docstring)."""
+    """Parsed ``hub:`` options (see the module docstring); ``task_options`` are the
+    ``KEY=VALUE`` pairs of keys that tasks declare, in the order given."""
 
     mirror: Path | None = None
     cache_dir: Path | None = None
-    tallyqa: Path | None = None
     revision: str | None = None
+    task_options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, arg: str) -> HubOptions:
-        """``"mirror=/x,tallyqa=/y"`` -> options; an unknown key or a missing ``=`` is an error."""
+        """``"mirror=/x,k=/y"`` -> options; a missing ``=`` or value is an error. Which task
+        keys are valid depends on the tasks: :meth:`check_keys`."""
         values: dict[str, Any] = {}
+        extra: dict[str, str] = {}
         for part in filter(None, (p.strip() for p in arg.split(","))):
             key, sep, value = part.partition("=")
             key = key.strip()
-            if not sep or key not in HUB_KEYS or not value.strip():
-                raise HubError(
-                    f"--data hub: bad option {part!r}; expected KEY=VALUE with KEY in {', '.join(HUB_KEYS)}"
-                )
-            values[key] = value.strip() if key == "revision" else Path(value.strip()).expanduser()
-        return cls(**values)
+            if not sep or not key or not value.strip():
+                raise HubError(f"--data hub: bad option {part!r}; expected KEY=VALUE")
+            if key == "revision":
+                values[key] = value.strip()
+            elif key in HUB_KEYS:
+                values[key] = Path(value.strip()).expanduser()
+            else:
+                extra[key] = value.strip()
+        return cls(**values, task_options=tuple(extra.items()))
 
-    def describe(self) -> dict[str, str]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
+    def check_keys(self, task_keys: Iterable[str]) -> None:
+        """Refuse a task option that none of ``task_keys`` (the selected tasks' ``hub_keys``)
+        names, in one line naming it and the valid keys."""
+        valid = (*HUB_KEYS, *sorted(set(task_keys) - set(HUB_KEYS)))
+        for key, value in self.task_options:
+            if key not in valid:
+                raise HubError(
+                    f"--data hub: bad option {key + '=' + value!r}; expected KEY=VALUE with KEY in {', '.join(valid)}"
+                )
+
+    def option(self, key: str) -> str | None:
+        """The value of a task's own option ``key`` (``None`` when not given)."""
+        return dict(self.task_options).get(key)
 
     def repo_dir(self, repo_id: str, allow_patterns: list[str] | None = None) -> Path:
         """A local folder holding the dataset repository ``repo_id`` (downloaded when needed)."""
@@ -207,16 +227,6 @@ class HubOptions:
         if not isinstance(ds, datasets.Dataset):
             raise HubError(f"{repo_id} {config}/{split}: expected one split, got {type(ds).__name__}")
         return ds
-
-    def tallyqa_root(self) -> Path:
-        if self.tallyqa is None:
-            raise HubError(
-                "--data hub: TallyQA's Visual Genome images are not on the Hugging Face Hub; "
-                "pass the folder with test.json and the VG images: --data hub:tallyqa=DIR"
-            )
-        if not self.tallyqa.is_dir():
-            raise HubError(f"--data hub:tallyqa: no folder {self.tallyqa}")
-        return self.tallyqa
 
 
 def unreachable(repo_id: str, exc: BaseException, *, config: str = "", split: str = "") -> HubError:

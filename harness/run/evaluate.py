@@ -123,12 +123,16 @@ def build_policy(harness: Harness, config: EvalConfig) -> Policy:
     )
 
 
-def load_limited(spec: TaskSpec, data: DataSource, limit: int | float | None) -> list[Sample]:
-    """``--limit``: the first N samples, or below 1 that fraction of the task (rounded up, as lm-eval)."""
+def load_limited(
+    spec: TaskSpec, data: DataSource, limit: int | float | None, hub_keys: Sequence[str] = ()
+) -> list[Sample]:
+    """``--limit``: the first N samples, or below 1 that fraction of the task (rounded up, as
+    lm-eval). ``hub_keys``: the hub options of every selected task (one ``--data`` feeds them all)."""
+    keys = (*spec.hub_keys, *hub_keys)
     if limit is not None and limit < 1:
-        everything = load_samples(spec, data, None)
+        everything = load_samples(spec, data, None, hub_keys=keys)
         return everything[: math.ceil(round(len(everything) * limit, 9))]  # 0.7 * 10 is 7, not 8
-    return load_samples(spec, data, None if limit is None else int(limit))
+    return load_samples(spec, data, None if limit is None else int(limit), hub_keys=keys)
 
 
 def evaluate(
@@ -177,7 +181,8 @@ def _evaluate(
     if policy is None:
         split = split_model(config.model)[0]
         harness.backend(split)  # unknown backend fails before any data is built
-    samples: dict[str, list[Sample]] = {s.name: load_limited(s, config.source, config.limit) for s in specs}
+    hub_keys = [k for s in specs for k in s.hub_keys]
+    samples = {s.name: load_limited(s, config.source, config.limit, hub_keys) for s in specs}
     empty = [name for name, ss in samples.items() if not ss]
     if empty:  # a task with n=0 would "finish" with NaN metrics and exit 0
         limit = f" --limit {config.limit}" if config.limit is not None else ""

@@ -127,7 +127,8 @@ def test_hub_layouts_load_through_the_real_code_path(
     hub_mirror: tuple[Path, Path], harness_instance: Harness, tmp_path: Path
 ) -> None:
     data = _hub(*hub_mirror, tmp_path)
-    got = {t: load_samples(harness_instance.task(t), data) for t in HUB_TASKS}
+    keys = [k for t in HUB_TASKS for k in harness_instance.task(t).hub_keys]  # one --data, four tasks
+    got = {t: load_samples(harness_instance.task(t), data, hub_keys=keys) for t in HUB_TASKS}
     assert {t: len(s) for t, s in got.items()} == {"vstar": 3, "tallyqa": 2, "infovqa": 3, "mvbench": 2}
     info = got["infovqa"][0]
     assert info.answers == ("10%", "10 percent") and info.category == "single span"
@@ -186,6 +187,19 @@ def test_unreachable_hub_is_one_line_naming_the_dataset(
 def test_bad_hub_options(arg: str, match: str, harness_instance: Harness) -> None:
     with pytest.raises(HubError, match=match):
         load_samples(harness_instance.task("vstar"), f"hub:{arg}")
+
+
+def test_a_hub_key_is_one_a_selected_task_declares(harness_instance: Harness, tmp_path: Path) -> None:
+    assert harness_instance.task("tallyqa").hub_keys == ("tallyqa",)
+    with pytest.raises(
+        HubError, match=r"bad option 'tallqa=/x'; .*KEY in mirror, cache_dir, revision, tallyqa$"
+    ):
+        load_samples(harness_instance.task("tallyqa"), "hub:tallqa=/x")
+    with pytest.raises(HubError, match=r"bad option 'tallyqa=/x'; .*KEY in mirror, cache_dir, revision$"):
+        load_samples(harness_instance.task("vstar"), "hub:tallyqa=/x")  # vstar alone reads no such key
+    config = EvalConfig(tasks="vstar", model="scripted:oracle", data=f"hub:mirror={tmp_path},tallqa=/x")
+    with pytest.raises(HubError, match="bad option 'tallqa=/x'"):
+        evaluate(config, harness_instance, show_progress=False)
 
 
 def test_tallyqa_needs_its_local_folder(harness_instance: Harness) -> None:
