@@ -23,7 +23,7 @@ PROMPT_MODES: tuple[PromptMode, ...] = ("vcot", "notool", "official")
 #: The headline metric's name: any name a task declares (``"accuracy"``, ``"anls"``, ...).
 MetricName = str
 #: An extra ``--data KIND:ARG`` source of a task: ``ARG`` -> the task's samples.
-DataSource = Callable[[str], list[Sample]]
+SourceReader = Callable[[str], list[Sample]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ class TaskSpec:
     scorer_params: dict[str, object] = field(default_factory=dict)
     load_hub: Callable[[HubOptions], list[Sample]] | None = None
     hub_keys: tuple[str, ...] = ()
-    sources: Mapping[str, DataSource] = field(default_factory=dict)
+    sources: Mapping[str, SourceReader] = field(default_factory=dict)
     corpus_metrics: tuple[CorpusMetric, ...] = ()
 
     def random_answer(self, sample: Sample, rng: random.Random) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import OptionError
+from harness.json_safe import short
 from harness.loop.policy import DEFAULT_STOP
 from harness.records import ToolCall
 from harness.task import PromptMode
@@ -145,11 +146,6 @@ def strip_stop(text: str) -> str:
     return out
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 #: Deepest nesting of objects/lists a tool call may have (the built-in calls have 3 levels).
 MAX_CALL_DEPTH = 32
 
@@ -165,7 +161,7 @@ def _reject_constant(name: str) -> Any:
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise CallJSONError(f"the number {_short(text, 40)} is out of range")
+        raise CallJSONError(f"the number {short(text, 40)} is out of range")
     return value
 
 
@@ -174,7 +170,7 @@ def _bounded_int(text: str) -> int:
         value = int(text)
         float(value)
     except (ValueError, OverflowError):  # over Python's 4300 digits, or beyond a float
-        raise CallJSONError(f"the number {_short(text, 40)} is out of range") from None
+        raise CallJSONError(f"the number {short(text, 40)} is out of range") from None
     return value
 
 
@@ -242,6 +238,6 @@ def parse_reply(text: str) -> ParsedReply:
         return ParsedReply(
             text,
             True,
-            error=f'Invalid tool call: "arguments" must be a JSON object, got {_short(arguments)}.',
+            error=f'Invalid tool call: "arguments" must be a JSON object, got {short(arguments, 80)}.',
         )
     return ParsedReply(text, True, call=ToolCall(name=name, arguments=arguments, raw=raw.strip()))
