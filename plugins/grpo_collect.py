@@ -1,19 +1,20 @@
 """Rollout collection of ``curiosity_grpo``: the finished episodes of a step (:class:`Rollout`), the
-per-turn sampling (:class:`Recorder`) and the training prompts, through the harness's own
-rollout engine (:func:`harness.loop.rollout.run_jobs`)."""
+per-turn sampling (:class:`Recorder`), the engine log-probabilities of every reply
+(:class:`LogprobTap`, for :mod:`harness_plugins.grpo_importance`) and the training prompts,
+through the harness's own rollout engine (:func:`harness.loop.rollout.run_jobs`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.loop.policy import Policy, Reply, Request, Sampling
+from harness.loop.policy import AsyncPolicy, Policy, Reply, Request, Sampling
 from harness.records import Sample, SampleScore, Trajectory
-
-from .grpo_importance import tap
 
 if TYPE_CHECKING:
     from harness.loop.episode import Message
@@ -86,6 +87,59 @@ class Recorder:
                 for r, t in zip(requests, temps, strict=True)
             ]
         )
+
+
+class LogprobTap:
+    """A policy that hands requests to ``inner`` and keeps the engine log-probabilities of each
+    reply until :meth:`take` collects them for a finished episode."""
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner, self.name = inner, inner.name
+        self._kept: dict[tuple[str, int, int, str], list[tuple[tuple[int, float], ...]]] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, request: Request, reply: Reply) -> Reply:
+        if reply.logprobs is not None:
+            key = (request.sample.key, request.seed, request.turn, reply.text)
+            with self._lock:
+                self._kept.setdefault(key, []).append(reply.logprobs)
+        return reply
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        replies = self.inner.generate(requests)
+        return [self.keep(q, r) for q, r in zip(requests, replies, strict=True)]
+
+    def take(self, key: str, seed: int, trajectory: Trajectory) -> list[tuple[tuple[int, float], ...] | None]:
+        """The engine log-probabilities of each turn of a finished episode (``None`` for a turn
+        without them); removed from the tap."""
+        out: list[tuple[tuple[int, float], ...] | None] = []
+        with self._lock:
+            for turn in trajectory.turns:
+                found = self._kept.get((key, seed, turn.index, turn.reply))
+                out.append(found.pop(0) if found else None)
+        return out
+
+
+class AsyncLogprobTap(LogprobTap):
+    """:class:`LogprobTap` for a policy with ``submit``: the numbers are kept before the future
+    the rollout engine waits on completes."""
+
+    def submit(self, request: Request) -> Future[Reply]:
+        outer: Future[Reply] = Future()
+
+        def done(inner: Future[Reply]) -> None:
+            error = inner.exception()
+            if error is not None:
+                outer.set_exception(error)
+            else:
+                outer.set_result(self.keep(request, inner.result()))
+
+        self.inner.submit(request).add_done_callback(done)  # type: ignore[attr-defined]
+        return outer
+
+
+def tap(policy: Policy) -> LogprobTap:
+    return AsyncLogprobTap(policy) if isinstance(policy, AsyncPolicy) else LogprobTap(policy)
 
 
 def collect(

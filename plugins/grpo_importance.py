@@ -10,9 +10,9 @@ How the engine's numbers reach the loss:
 
 1. The vllm backend is asked for them (``logprobs=true``: ``SamplingParams(logprobs=0)``) and puts
    every sampled token's (id, log-probability) in :attr:`harness.loop.policy.Reply.logprobs`.
-2. :class:`LogprobTap` sits between the rollout engine and the policy and keeps each reply's
-   numbers under (sample key, episode seed, turn, reply text); when the episode is finished they
-   are matched to its assistant turns (:meth:`LogprobTap.take`).
+2. :class:`~harness_plugins.grpo_collect.LogprobTap` sits between the rollout engine and the
+   policy and keeps each reply's numbers under (sample key, episode seed, turn, reply text); when
+   the episode is finished they are matched to its assistant turns.
 3. The trainer re-encodes the conversation (:mod:`harness_plugins.tokens`); for each assistant turn
    the engine's token ids must be the first tokens of the turn's span (the span also holds the
    template's end-of-turn tokens, which were not sampled: weight 1). A turn whose ids do not line
@@ -27,68 +27,10 @@ weight measures the engine/trainer mismatch only.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
-from harness.loop.policy import AsyncPolicy, Policy, Reply, Request
-from harness.records import Trajectory
-
-TurnLogprobs = tuple[tuple[int, float], ...] | None
-
-
-class LogprobTap:
-    """A policy that hands requests to ``inner`` and keeps the engine log-probabilities of each
-    reply until :meth:`take` collects them for a finished episode."""
-
-    def __init__(self, inner: Policy) -> None:
-        self.inner, self.name = inner, inner.name
-        self._kept: dict[tuple[str, int, int, str], list[tuple[tuple[int, float], ...]]] = {}
-        self._lock = threading.Lock()
-
-    def keep(self, request: Request, reply: Reply) -> Reply:
-        if reply.logprobs is not None:
-            key = (request.sample.key, request.seed, request.turn, reply.text)
-            with self._lock:
-                self._kept.setdefault(key, []).append(reply.logprobs)
-        return reply
-
-    def generate(self, requests: Sequence[Request]) -> list[Reply]:
-        replies = self.inner.generate(requests)
-        return [self.keep(q, r) for q, r in zip(requests, replies, strict=True)]
-
-    def take(self, key: str, seed: int, trajectory: Trajectory) -> list[TurnLogprobs]:
-        """The engine log-probabilities of each turn of a finished episode (``None`` for a turn
-        without them); removed from the tap."""
-        out: list[TurnLogprobs] = []
-        with self._lock:
-            for turn in trajectory.turns:
-                found = self._kept.get((key, seed, turn.index, turn.reply))
-                out.append(found.pop(0) if found else None)
-        return out
-
-
-class AsyncLogprobTap(LogprobTap):
-    """:class:`LogprobTap` for a policy with ``submit``: the numbers are kept before the future
-    the rollout engine waits on completes."""
-
-    def submit(self, request: Request) -> Future[Reply]:
-        outer: Future[Reply] = Future()
-
-        def done(inner: Future[Reply]) -> None:
-            error = inner.exception()
-            if error is not None:
-                outer.set_exception(error)
-            else:
-                outer.set_result(self.keep(request, inner.result()))
-
-        self.inner.submit(request).add_done_callback(done)  # type: ignore[attr-defined]
-        return outer
-
-
-def tap(policy: Policy) -> LogprobTap:
-    return AsyncLogprobTap(policy) if isinstance(policy, AsyncPolicy) else LogprobTap(policy)
+TurnLogprobs = tuple[tuple[int, float], ...] | None  # one assistant turn's (token id, logprob)s
 
 
 def align(
