@@ -15,8 +15,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import harness
 
 REPO = Path(harness.__file__).resolve().parent.parent
@@ -144,20 +142,6 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> N
     assert cycles(graph) == [["harness.a", "harness.b"]]
 
 
-#: Packages whose owners are still breaking their cycles (issue #16): checked by the xfail test below.
-PENDING = ("harness_tasks.", "harness_plugins.")
-
-
-def test_no_import_cycles_in_the_core_and_leaderboards() -> None:
-    found = [c for c in cycles(import_graph()) if not all(m.startswith(PENDING) for m in c)]
-    assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="pending the tasks and plugins owners' cycle fixes (mvbench <-> mvbench_synth, "
-    "curiosity_grpo/grpo_* modules; issue #16); the integrator removes this mark",
-)
 def test_no_import_cycles() -> None:
     found = cycles(import_graph())
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
@@ -173,10 +157,6 @@ def test_only_the_report_adapter_reaches_the_leaderboards() -> None:
     assert reaching == [LEADERBOARD_ADAPTER]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pending the other engineers' module splits (issue #16); the integrator removes this mark",
-)
 def test_every_module_is_small() -> None:
     sizes = {
         name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in module_files().items()
