@@ -51,7 +51,8 @@ Modules: this one (the loop, the plugin hook, the public names), :mod:`~harness_
 
 Under ``accelerate launch`` the loop is data parallel (:mod:`harness_plugins.grpo_parallel`:
 rollouts split across processes by group, the same global decisions on every process, gradients
-summed through accelerate, metrics reduced; full weights on every process). Checkpoints, ``--resume``,
+summed through accelerate, metrics reduced; full weights on every process, or FSDP shards with
+vLLM colocate generation). Checkpoints, ``--resume``,
 trackers, the progress bar and Ctrl-C: :mod:`harness_plugins.train_ops`.
 """
 
@@ -165,10 +166,21 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         step_scheduler_with_optimizer=False,  # one scheduler step per update, whatever the world size
     )
     world = accelerator.num_processes
-    if world > 1 and accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+    sharded = world > 1 and accelerator.distributed_type.value == "FSDP"
+    if (world > 1 and accelerator.distributed_type.value == "DEEPSPEED") or (sharded and not config.use_vllm):
         raise UserError(
-            f"curiosity_grpo: {accelerator.distributed_type.value} is not supported (data parallel is "
-            "DDP-like: full weights on every process); use the multi_gpu accelerate config"
+            f"curiosity_grpo: {accelerator.distributed_type.value} with "
+            f"{'vLLM' if config.use_vllm else 'hf'} generation is not supported; supported: the "
+            "multi_gpu config (hf or vLLM generation), or FSDP with use_vllm: true, vllm_mode: colocate"
+        )
+    wrapped = (
+        getattr(accelerator.state.fsdp_plugin, "transformer_cls_names_to_wrap", None) if sharded else None
+    )
+    if any("Vision" in name for name in wrapped or ()):
+        raise UserError(
+            "curiosity_grpo: FSDP must not wrap vision blocks on their own (a text-only or video "
+            "pass would skip their collectives); wrap the decoder layers only, e.g. "
+            "fsdp_transformer_layer_cls_to_wrap: Qwen2_5_VLDecoderLayer"
         )
     if world > 1 and config.use_vllm and config.vllm_mode == "server":
         raise UserError(
@@ -201,10 +213,14 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         num_training_steps=total,
         scheduler_specific_kwargs=extra,
     )
-    # The model is not wrapped (no DDP): processes run different numbers of forwards (their own
+    # The model is not wrapped in DDP: processes run different numbers of forwards (their own
     # rollouts), which DDP's collectives inside forward/backward cannot take; the gradients are
-    # summed with accelerate's reduce instead (grpo_parallel.sum_gradients).
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    # summed with accelerate's reduce instead (grpo_parallel.sum_gradients). FSDP shards it, with
+    # padded forward passes (grpo_parallel).
+    if sharded:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    else:
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     ops = TrainOps(ops_config, accelerator)
     first = ops.start(model, config.max_steps, asdict(config))
     engine = generator(config, policy, policy.device, config.seed)

@@ -68,7 +68,11 @@ class Generator:
             return
         params = [(n, p) for n, p in model.named_parameters() if self.pushes == 0 or p.requires_grad]
         metadata = [(n, str(p.dtype).removeprefix("torch."), list(p.shape)) for n, p in params]
-        self.push(((n, p.data) for n, p in params), metadata)
+        # FSDP: each parameter's full tensor, all-gathered from the shards (every process, in order)
+        self.push(
+            ((n, p.detach().full_tensor() if hasattr(p, "full_tensor") else p.data) for n, p in params),
+            metadata,
+        )
         self.pushes += 1
 
     def close(self) -> None:

@@ -75,17 +75,40 @@ def _groups(processor: Any, rolls: Sequence[Rollout], size: int, by_length: bool
     return forward_groups(lengths, size, by_length)
 
 
+def padding_loss(model: Any, processor: Any, rolls: Sequence[Rollout]) -> Any:
+    """A zero loss from one real forward pass (FSDP: a process with fewer passes than another
+    runs these so that every process runs the same collectives): the first rollout's, or a
+    two-token text when this process has none."""
+    import torch
+
+    if rolls:
+        return token_logps(model, processor, rolls[0]).sum() * 0.0
+    tokenizer = getattr(processor, "tokenizer", processor)
+    ids = torch.full((1, 2), int(tokenizer.eos_token_id or 0), device=next(model.parameters()).device)
+    return model(input_ids=ids).logits.float().sum() * 0.0
+
+
 def record_old_logps(
-    model: Any, processor: Any, rolls: Sequence[Rollout], forward_batch_size: int = 1, by_length: bool = True
+    model: Any,
+    processor: Any,
+    rolls: Sequence[Rollout],
+    forward_batch_size: int = 1,
+    by_length: bool = True,
+    accelerator: Any = None,
 ) -> None:
     """Store each rollout's token log-probabilities under the current (collecting) policy."""
     import torch
 
+    from .grpo_parallel import pad_count
+
     todo = [r for r in rolls if r.old_logp is None and r.local]
     with torch.no_grad():
-        for group in _groups(processor, todo, forward_batch_size, by_length):
+        groups = _groups(processor, todo, forward_batch_size, by_length)
+        for group in groups:
             for i, logp in zip(group, batch_logps(model, processor, [todo[i] for i in group]), strict=True):
                 todo[i].old_logp = logp.detach()
+        for _ in range(pad_count(accelerator, len(groups))):
+            padding_loss(model, processor, [r for r in rolls if r.local])
 
 
 def engine_logp(processor: Any, roll: Rollout) -> Any:
@@ -156,7 +179,7 @@ def grpo_loss(
     (one all-reduce per update), and the returned metrics are the global ones.
     """
     from .grpo_importance import is_weights
-    from .grpo_parallel import reduce_max, reduce_sum, sum_gradients
+    from .grpo_parallel import pad_count, reduce_max, reduce_sum, sum_gradients
 
     spec = clip if isinstance(clip, LossSpec) else LossSpec(clip, "token_mean")
     world = accelerator.num_processes if accelerator is not None else 1
@@ -169,7 +192,10 @@ def grpo_loss(
         denominator = spec.constant * n_micro
     total, clipped, tokens, dev = 0.0, 0, 0, 0.0
     rolls = [r for r, _ in local]
-    for group in _groups(processor, rolls, spec.forward_batch_size, spec.group_by_length):
+    groups = _groups(processor, rolls, spec.forward_batch_size, spec.group_by_length)
+    for _ in range(pad_count(accelerator, len(groups))):  # FSDP: as many passes as every process
+        padding_loss(model, processor, rolls).backward()
+    for group in groups:
         logps = batch_logps(model, processor, [rolls[i] for i in group])
         loss: Any = 0.0
         for i, logp in zip(group, logps, strict=True):

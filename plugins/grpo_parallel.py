@@ -18,8 +18,17 @@ deterministic bookkeeping:
   holds the single-process gradient of the same global batch and takes the same optimiser step.
   The model is not wrapped in DDP: processes run different numbers of forwards (their own
   rollouts), and DDP's collectives inside forward and backward (bucket rebuilds, buffer
-  broadcasts, the reducer) require the same sequence on every process. So FSDP / DeepSpeed
-  (sharded weights) are refused in one line; every process holds the full weights.
+  broadcasts, the reducer) require the same sequence on every process.
+* **FSDP** (:func:`sharded`: an accelerate config with ``distributed_type: FSDP``, FSDP2): the
+  model is ``accelerator.prepare``d (weights sharded), and since every FSDP forward all-gathers
+  and every backward reduce-scatters, all processes agree on the number of forward passes
+  (:func:`pad_count`: the largest over processes) and a process with fewer runs zero-weight
+  padding passes (a real sequence, loss times 0). FSDP's reduce-scatter averages the gradients
+  over processes, so :func:`sum_gradients` only multiplies the shards by the world size.
+  Generation must not go through the sharded module (hf generation decodes a different number
+  of tokens per process): FSDP needs vLLM colocate generation, whose engine gets the full
+  weights gathered parameter by parameter (``DTensor.full_tensor``). DeepSpeed is refused in
+  one line.
 * Metrics (loss, clipped tokens, largest ratio deviation, token counts) are reduced across
   processes.
 """
@@ -110,11 +119,34 @@ def reduce_max(accelerator: Any, value: float) -> float:
     return float(accelerator.gather(t).max())
 
 
+def sharded(accelerator: Any) -> bool:
+    """Whether the model is sharded by FSDP across several processes."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return False
+    return bool(accelerator.distributed_type.value == "FSDP")
+
+
+def pad_count(accelerator: Any, passes: int) -> int:
+    """Padding forward passes this process adds so that every process runs as many as the
+    busiest one (FSDP only: each forward and backward is a collective); 0 otherwise."""
+    if not sharded(accelerator):
+        return 0
+    return int(reduce_max(accelerator, float(passes))) - passes
+
+
 def sum_gradients(params: Sequence[Any], accelerator: Any) -> None:
     """Replace each parameter's gradient by its sum over processes: one flat all-reduce through
     ``accelerator.reduce``, the same parameters in the same order on every process (a process
-    without rollouts in this update contributes zeros)."""
+    without rollouts in this update contributes zeros). Under FSDP the backward already
+    reduce-scattered the gradients as a mean over processes (a divide factor of 1 would need
+    PREMUL_SUM, which gloo lacks): each shard is multiplied by the world size."""
     import torch
+
+    if sharded(accelerator):
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(accelerator.num_processes)
+        return
 
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="sum")

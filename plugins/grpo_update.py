@@ -109,7 +109,9 @@ def optimise(
     unique = list({id(r): r for r, _ in kept}.values())
     if kept and n_updates > 1:
         model.eval()
-        record_old_logps(model, processor, unique, config.forward_batch_size, config.group_by_length)
+        record_old_logps(
+            model, processor, unique, config.forward_batch_size, config.group_by_length, accelerator
+        )
         random.Random(seed).shuffle(kept)  # the released replay-buffer DataLoader shuffles
     spec = LossSpec(
         (config.clip_low, config.clip_high),
@@ -121,7 +123,9 @@ def optimise(
         group_by_length=config.group_by_length,
     )
     stats = ISStats()
-    params = [p for p in model.parameters() if p.requires_grad]
+    # the optimiser's parameters: under FSDP, model.parameters() after a forward without a
+    # backward (record_old_logps) are the root module's unsharded tensors, which get no .grad
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     updates = []
     for k in range(n_updates):
         batch = kept[k * size : (k + 1) * size]
@@ -136,6 +140,7 @@ def optimise(
             else:
                 norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             optimizer.step()
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
             update.update(loss=metrics["loss"], grad_norm=float(norm))
             update.update(
                 clipped_fraction=metrics["clipped_fraction"], ratio_max_dev=metrics["ratio_max_dev"]
