@@ -8,7 +8,10 @@ videos, assistant tool calls and tool results. It saves with ``save_pretrained``
 ``AutoModelForImageTextToText`` / ``AutoProcessor``, so it exercises the same loading and
 generation code as a real checkpoint, with no download.
 
-The build is seeded and reproducible: the same seed gives byte-identical weights and tokenizer.
+Two sizes (:data:`SIZES`): ``tiny``, the default, and ``demo`` (``--size demo``, about 3.5M
+parameters with a compact tokenizer), big enough for the CPU training demonstration
+(``examples/train_demo.sh``). The build is seeded and reproducible: the same seed and size give
+byte-identical weights and tokenizer.
 Its replies are random text: its accuracy means nothing. It exists to run the real stack end to
 end (the embedded default of ``harness eval``, tests, benchmarks of the harness around a model).
 
@@ -22,19 +25,13 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.backends.lazy import transformers_module
+from harness.backends.tiny_corpus import default_corpus, demo_corpus
 from harness.data import cache_dir
-from harness.loop.protocol import (
-    CROP_RESULT,
-    ERROR_RESULT,
-    FRAMES_RESULT,
-    NOTOOL_GUIDELINE,
-    TOOLS_TEMPLATE,
-    VCOT_GUIDELINE,
-)
 
 #: ``harness eval`` without ``--model``: the real hf stack on the tiny model, short replies.
 DEFAULT_MODEL = "hf:@tiny"
@@ -58,6 +55,35 @@ def is_tiny_model(model: str) -> bool:
 
 TINY_VERSION = 1  # bump when the architecture, tokenizer or template changes (new cache folder)
 VOCAB_SIZE = 1024
+TokenizerKind = Literal["default", "demo"]
+
+
+@dataclass(frozen=True)
+class TinySize:
+    """One configuration of the builder: the text tower and the tokenizer (the vision tower is
+    the same for every size: depth 2, hidden 32, windowed attention)."""
+
+    hidden: int
+    layers: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tokenizer: TokenizerKind
+
+
+#: ``tiny`` (the default, about 0.3M parameters): the embedded demo and the tests' model.
+#: ``demo`` (about 3.5M parameters): large enough that SFT teaches it valid tool calls on a CPU
+#: in minutes (README, "Does training move the numbers?"); its tokenizer (2048 tokens, no word
+#: split, digits one by one) makes the system prompt about 45 tokens and a crop call about 50.
+SIZES: dict[str, TinySize] = {
+    "tiny": TinySize(
+        hidden=64, layers=2, intermediate=128, heads=4, kv_heads=2, vocab=1024, tokenizer="default"
+    ),
+    "demo": TinySize(
+        hidden=256, layers=4, intermediate=512, heads=4, kv_heads=2, vocab=2048, tokenizer="demo"
+    ),
+}
 #: Qwen2.5's special tokens; ``<tool_call>`` / ``</tool_call>`` are added but not special, so they
 #: survive ``skip_special_tokens`` decoding, as in Qwen's own tokenizer.
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -138,100 +164,29 @@ CHAT_TEMPLATE = (
 )
 
 
-def _corpus() -> list[str]:
-    """A deterministic training corpus: the protocol's own texts plus digits, JSON and words."""
-    words = [
-        "the",
-        "a",
-        "an",
-        "is",
-        "are",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "and",
-        "or",
-        "what",
-        "which",
-        "how",
-        "many",
-        "where",
-        "color",
-        "colour",
-        "left",
-        "right",
-        "above",
-        "below",
-        "object",
-        "image",
-        "video",
-        "frame",
-        "answer",
-        "question",
-        "choices",
-        "option",
-        "person",
-        "car",
-        "dog",
-        "cat",
-        "red",
-        "green",
-        "blue",
-        "yellow",
-        "black",
-        "white",
-        "number",
-        "count",
-        "text",
-        "table",
-        "chart",
-        "zoom",
-        "crop",
-        "select",
-        "look",
-        "closer",
-        "reason",
-        "step",
-        "think",
-        "final",
-        "boxed",
-        "let",
-        "me",
-        "first",
-        "then",
-        "yes",
-        "no",
-        "true",
-        "false",
-    ]
-    lines = [TOOLS_TEMPLATE, VCOT_GUIDELINE, NOTOOL_GUIDELINE, CROP_RESULT, FRAMES_RESULT, ERROR_RESULT]
-    lines += [
-        '{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.1, 0.25, 0.5, 0.75], "target_image": 1}}',
-        '{"name": "select_frames", "arguments": {"target_frames": [1, 4, 8, 12, 16]}}',
-        "The answer is \\boxed{A}. The answer is \\boxed{3}.",
-        "choices:\nA: left  \nB: right  \nC: above  \nD: below",
-    ]
-    lines += [" ".join(words[i:] + words[:i]) for i in range(0, len(words), 7)]
-    lines += [" ".join(str(n) for n in range(k, k + 50)) for k in range(0, 1000, 50)]
-    lines += ["".join(chr(c) for c in range(32, 127))]
-    return lines
-
-
-def build_tokenizer(vocab_size: int = VOCAB_SIZE) -> Any:
-    """A byte-level BPE tokenizer trained on :func:`_corpus`, with Qwen's special tokens."""
+def build_tokenizer(vocab_size: int = VOCAB_SIZE, kind: TokenizerKind = "default") -> Any:
+    """A byte-level BPE tokenizer with Qwen's special tokens. ``default``: GPT-2's word split,
+    trained on :func:`~harness.backends.tiny_corpus.default_corpus`; ``demo``: digits split one
+    by one and no other split, trained on :func:`~harness.backends.tiny_corpus.demo_corpus`."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if kind == "default":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(SPECIAL_TOKENS) - len(PLAIN_ADDED_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(default_corpus() if kind == "default" else demo_corpus(), trainer=trainer)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in PLAIN_ADDED_TOKENS])
     fast = transformers_module().PreTrainedTokenizerFast(
@@ -246,20 +201,20 @@ def build_tokenizer(vocab_size: int = VOCAB_SIZE) -> Any:
     return fast
 
 
-def build_config(tokenizer: Any) -> Any:
-    """The tiny ``Qwen2_5_VLConfig`` (hidden 64, 2 text layers, vision depth 2)."""
+def build_config(tokenizer: Any, size: TinySize = SIZES["tiny"]) -> Any:  # noqa: B008
+    """The tiny ``Qwen2_5_VLConfig`` (``tiny``: hidden 64, 2 text layers; vision depth 2)."""
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    heads, hidden = 4, 64
+    heads, hidden = size.heads, size.hidden
     head_dim = hidden // heads
     text = {
         "vocab_size": len(tokenizer),
         "hidden_size": hidden,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
+        "intermediate_size": size.intermediate,
+        "num_hidden_layers": size.layers,
         "num_attention_heads": heads,
-        "num_key_value_heads": 2,
+        "num_key_value_heads": size.kv_heads,
         "max_position_embeddings": 32768,
-        "max_window_layers": 2,
+        "max_window_layers": size.layers,
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": 10000.0,
@@ -308,15 +263,19 @@ def build_processor(tokenizer: Any) -> Any:
     )
 
 
-def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
-    """Build the tiny model into ``out`` (created; must not exist or be empty). Returns ``out``."""
+def build_tiny_model(out: Path | str, seed: int = 0, size: str = "tiny") -> Path:
+    """Build the tiny model of ``size`` (a key of :data:`SIZES`) into ``out`` (created; must not
+    exist or be empty). Returns ``out``."""
     import torch
 
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny model size {size!r}; expected one of {', '.join(SIZES)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
-    tokenizer = build_tokenizer()
-    config = build_config(tokenizer)
+    spec = SIZES[size]
+    tokenizer = build_tokenizer(spec.vocab, spec.tokenizer)
+    config = build_config(tokenizer, spec)
     torch.manual_seed(seed)
     model = transformers_module().Qwen2_5_VLForConditionalGeneration(config).eval()
     generation = model.generation_config
@@ -326,7 +285,10 @@ def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)
-    info = {"builder": "harness.backends.tiny", "version": TINY_VERSION, "seed": seed, "random_weights": True}
+    info: dict[str, Any] = {"builder": "harness.backends.tiny", "version": TINY_VERSION, "seed": seed}
+    info["random_weights"] = True
+    if size != "tiny":  # the default model's files stay as they were
+        info["size"] = size
     (out / "harness_tiny.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out
 

@@ -16,6 +16,13 @@ def _add_make_tiny_model(sub: SubParsers) -> argparse.ArgumentParser:
     )
     p.add_argument("dir", metavar="DIR", help="output folder (must not exist or be empty)")
     p.add_argument("--seed", type=int, default=0, help="weight seed (same seed, same files)")
+    p.add_argument(
+        "--size",
+        choices=("tiny", "demo"),
+        default="tiny",
+        help="tiny (default, ~0.3M parameters) or demo (~3.5M, hidden 256, 4 layers, a compact "
+        "2048-token tokenizer: large enough that SFT on a CPU teaches it valid tool calls)",
+    )
     return p
 
 
@@ -68,10 +75,10 @@ def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
             "make-tiny-model needs torch and transformers: pip install 'pixel-harness[hf]'"
         ) from None
     try:
-        out = build_tiny_model(args.dir, seed=args.seed)
+        out = build_tiny_model(args.dir, seed=args.seed, size=args.size)
     except FileExistsError as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote a tiny random-weight Qwen2.5-VL to {out} (use --model hf:{out})")
+    print(f"wrote a {args.size} random-weight Qwen2.5-VL to {out} (use --model hf:{out})")
     return 0
 
 

@@ -175,3 +175,61 @@ def test_chat_template(
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
     for piece in expected:
         assert piece in text, f"{case}: {piece!r} not in {text!r}"
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``harness make-tiny-model DIR --size demo``, built once for this module."""
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "model"
+    assert main(["make-tiny-model", str(out), "--size", "demo"]) == 0
+    return out
+
+
+def test_demo_size_builds_reloads_and_is_bigger(demo_model: Path) -> None:
+    import json
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(demo_model)
+    processor = AutoProcessor.from_pretrained(demo_model)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 3_000_000 < n_params < 4_000_000
+    text = model.config.text_config
+    assert (text.hidden_size, text.num_hidden_layers) == (256, 4)
+    assert 2000 < text.vocab_size == len(processor.tokenizer) <= 2048
+    assert sum(text.rope_parameters["mrope_section"]) == text.hidden_size // text.num_attention_heads // 2
+    info = json.loads((demo_model / "harness_tiny.json").read_text())
+    assert info["size"] == "demo" and info["seed"] == 0
+
+
+def test_demo_tokenizer_is_compact_and_lossless(demo_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from harness.backends.scripted import tool_call_text
+    from harness.loop.protocol import system_prompt
+    from harness.tools.builtin import harness_register_tools
+
+    tok = AutoTokenizer.from_pretrained(demo_model)
+
+    def pieces(text: str) -> list[str]:
+        return [tok.decode([i]) for i in tok.encode(text, add_special_tokens=False)]
+
+    system = system_prompt(harness_register_tools())
+    assert len(pieces(system)) < 80  # the default tokenizer needs about 640
+    call = tool_call_text("crop_image_normalized", {"bbox_2d": [0.1833, 0.9076, 0.25, 1], "target_image": 1})
+    tokens = pieces(call)
+    assert len(tokens) < 45
+    digits = [t for t in tokens if any(c.isdigit() for c in t)]
+    assert digits == [c for c in call if c.isdigit()]  # every digit is a token of its own
+    for text in (system, call, "What is the colour of the hexagon? 12.5% — naïve 😀"):
+        assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+
+
+def test_unknown_size_is_refused(tmp_path: Path) -> None:
+    from harness.backends.tiny import build_tiny_model
+
+    with pytest.raises(ValueError, match="unknown tiny model size 'huge'"):
+        build_tiny_model(tmp_path / "x", size="huge")
