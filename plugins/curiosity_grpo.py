@@ -113,6 +113,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     from harness.backends.hf import HFOptions, HFPolicy
     from harness.loop.rollout import RolloutConfig
 
+    from .checkpoints import require_checkpoint
     from .grpo_parallel import shard, share
     from .train_eval import TrainEval, run_eval
     from .train_ops import (
@@ -120,7 +121,6 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         OpsConfig,
         TrainOps,
         parse_report_to,
-        require_checkpoint,
         resume_command,
     )
     from .trl_sft import freeze_vision_tower

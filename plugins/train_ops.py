@@ -30,20 +30,19 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
-import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
 
+from .checkpoints import Checkpoints, require_checkpoint, rng_state, set_rng_state
+
 TRACKERS = ("tensorboard", "wandb")
-STATE_FILE = "harness_state.json"
 
 
 class NoUpdateStop(UserError):
@@ -88,111 +87,6 @@ def parse_report_to(value: str, trainer: str) -> tuple[str, ...]:
 
 def _have_tensorboard() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch (CPU and CUDA) generator states."""
-    import random
-
-    import numpy as np
-    import torch
-
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state()}
-    state["torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class Checkpoints:
-    """``OUTPUT_DIR/checkpoints/step-N`` folders: save (atomically), find the latest, prune."""
-
-    def __init__(self, output_dir: Path, keep: int) -> None:
-        self.root = Path(output_dir) / "checkpoints"
-        self.keep = keep
-
-    def all(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = [p for p in self.root.glob("step-*") if (p / STATE_FILE).is_file()]
-        return sorted(found, key=lambda p: int(p.name.removeprefix("step-")))
-
-    def latest(self) -> Path | None:
-        found = self.all()
-        return found[-1] if found else None
-
-    def save(self, accelerator: Any, model: Any, processor: Any, step: int, log: Sequence[str]) -> Path:
-        """Checkpoint after ``step`` completed steps (every process must call it)."""
-        final = self.root / f"step-{step}"
-        tmp = self.root / f".step-{step}.tmp"
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()  # every process's RNG file is in before the rename
-        if accelerator.is_main_process:
-            if not accelerator._models:  # one process: the model was not prepared, save it here
-                from safetensors.torch import save_model
-
-                save_model(model, str(tmp / "model.safetensors"))
-            accelerator.unwrap_model(model).config.save_pretrained(str(tmp))
-            generation = getattr(accelerator.unwrap_model(model), "generation_config", None)
-            if generation is not None:
-                generation.save_pretrained(str(tmp))
-            processor.save_pretrained(str(tmp))
-            (tmp / "train_log.jsonl").write_text("".join(log), encoding="utf-8")
-            state = {"next_step": step, "num_processes": accelerator.num_processes}
-            (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            self.prune()
-        accelerator.wait_for_everyone()
-        return final
-
-    def prune(self) -> None:
-        if self.keep <= 0:
-            return
-        for old in self.all()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    @staticmethod
-    def load(accelerator: Any, model: Any, path: Path) -> tuple[int, list[str]]:
-        """Restore model, optimiser, scheduler and RNG from ``path``; the next step and the log."""
-        accelerator.load_state(str(path))
-        if not accelerator._models:
-            from safetensors.torch import load_model
-
-            load_model(model, str(path / "model.safetensors"))
-        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        log = (path / "train_log.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-        return int(state["next_step"]), log
-
-
-def require_checkpoint(config: OpsConfig) -> Path:
-    """The checkpoint ``--resume`` continues from; a one-line error (before any model is loaded)
-    when there is none."""
-    latest = Checkpoints(config.output_dir, config.save_total_limit).latest()
-    if latest is None:
-        raise UserError(
-            f"{config.trainer}: --resume: no checkpoint in {Path(config.output_dir) / 'checkpoints'} "
-            "(checkpoints are written every save_every steps and on Ctrl-C)"
-        )
-    return latest
 
 
 class TrainOps:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -245,6 +246,27 @@ def test_fsdp_with_vllm_colocate_equals_one_process(
     assert full.keys() == synced.keys()
     assert sum(v.numel() for v in full.values()) == sum(v.numel() for v in wb.values())  # not shards
     assert all(float(full[k].double().sum()) == pytest.approx(synced[k], rel=1e-6, abs=1e-6) for k in full)
+    # and the same gathered weights as model.safetensors beside config.json, so that `harness eval
+    # --model hf:CHECKPOINT` loads the folder (save_pretrained's names, as the final folder's)
+    saved = load_file(str(two / "checkpoints" / "step-1" / "model.safetensors"))
+    assert saved.keys() == wb.keys() and (two / "checkpoints" / "step-1" / "config.json").is_file()
+    assert sorted(float(v.double().sum()) for v in saved.values()) == pytest.approx(
+        sorted(synced.values()), rel=1e-6, abs=1e-6
+    )
+
+    # --resume from the FSDP checkpoint after step 1 (as if killed during step 2): the same train
+    # log and final weights as the uninterrupted 2-process run
+    three = tmp_path / "three"
+    shutil.copytree(two / "checkpoints" / "step-1", three / "checkpoints" / "step-1")
+    env_three = _env(site, tmp_path / "engine-three")
+    proc = _launch(_config(tmp_path), [*_args(tiny_model, three), "--resume"], env_three, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert "resuming from" in proc.stderr and "at step 1" in proc.stderr
+    c = log(three)
+    assert [[e[k] for k in exact] for e in c] == [[e[k] for k in exact] for e in b]
+    assert [e["loss"] for e in c] == pytest.approx([e["loss"] for e in b], rel=1e-6, abs=1e-9)
+    wc = load_file(str(three / "model.safetensors"))
+    assert max(float((wc[k] - wb[k]).abs().max()) for k in wb) < 1e-6
 
 
 @pytest.mark.parametrize(
