@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.data.source import DataSource
+from harness.errors import UserError
 from harness.records import Sample
 from harness.scoring.aggregate import natural_key
 
@@ -104,17 +106,22 @@ def data_revision(data: str) -> dict[str, Any]:
       pin a revision to make shards from different days provably comparable). Options naming
       local folders (``mirror=DIR``, ``cache_dir=DIR``, ...) are not part of it.
     """
-    kind, _, arg = data.partition(":")
-    kind = kind.strip()
-    if kind == "synthetic":
-        return {"source": "synthetic", "seed": int(arg) if arg.strip() else 0}
-    if kind in FILE_SOURCES:
-        path = Path(arg).expanduser()
-        return {"source": kind, "revision": file_digest(path) if path.is_file() else f"missing:{path.name}"}
-    if kind == "hub":
-        options = dict(p.partition("=")[::2] for p in filter(None, (x.strip() for x in arg.split(","))))
-        return {"source": "hub", "revision": options.get("revision") or "unpinned"}
-    return {"source": kind, "revision": arg}
+    try:
+        source = DataSource.parse(data)
+    except UserError:  # a text no run accepts (never stored by one): it identifies itself
+        kind, _, arg = data.partition(":")
+        return {"source": kind, "revision": arg}
+    if source.kind == "synthetic":
+        return {"source": "synthetic", "seed": source.seed}
+    if source.kind in FILE_SOURCES:
+        path = source.path.expanduser()
+        return {
+            "source": source.kind,
+            "revision": file_digest(path) if path.is_file() else f"missing:{path.name}",
+        }
+    if source.kind == "hub":
+        return {"source": "hub", "revision": source.hub_options().revision or "unpinned"}
+    return {"source": source.kind, "revision": source.text}
 
 
 def fingerprint(config: Mapping[str, Any], versions: Mapping[str, int]) -> dict[str, Any]:

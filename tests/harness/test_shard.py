@@ -162,7 +162,29 @@ def test_data_revision_of_files_is_their_content(tmp_path: Path) -> None:
         ("hub", {"source": "hub", "revision": "unpinned"}),
         ("hub:mirror=/m,revision=abc", {"source": "hub", "revision": "abc"}),
         ("hub:cache_dir=/x,tallyqa=/y", {"source": "hub", "revision": "unpinned"}),
+        ("synthetic:", {"source": "synthetic", "seed": 0}),
+        ("hub:", {"source": "hub", "revision": "unpinned"}),
+        ("hub:revision=v1.0,tallyqa=/t", {"source": "hub", "revision": "v1.0"}),
+        ("jsonl:/nonexistent/x.jsonl", {"source": "jsonl", "revision": "missing:x.jsonl"}),
+        ("parquet:/nonexistent/y.parquet", {"source": "parquet", "revision": "missing:y.parquet"}),
+        ("lmms:foo", {"source": "lmms", "revision": "foo"}),
+        ("synthetic:x", {"source": "synthetic", "revision": "x"}),  # refused by every run
     ],
 )
 def test_data_revision(data: str, expected: dict[str, Any]) -> None:
     assert data_revision(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "digest"),
+    [  # computed by the code before --data was parsed by DataSource (commit 4f4a984)
+        ("hub:mirror=/m,revision=abc", "315fdd69ad1c7b027422a4424bb47f59a9a8b363bc535d572871d8182e235575"),
+        ("synthetic:3", "7a9f9c43fd7f07947ab641826204aa8022a827b5215d9a01f2f5033b71297fd6"),
+    ],
+)
+def test_fingerprints_of_older_run_folders_are_unchanged(data: str, digest: str) -> None:
+    """merge and --resume compare stored fingerprints with recomputed ones: a run folder written
+    before must keep its digest."""
+    stored = {"model": "hf:@tiny", "model_args": {}, "mode": "tool", "limit": 4, "limits": {}, "seed": 0}
+    stored |= {"temperature": 0.0, "top_p": 1.0, "scoring": "official", "data": data}
+    assert fingerprint(stored, {"vstar": 1})["sha256"] == digest
