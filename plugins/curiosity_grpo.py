@@ -52,7 +52,7 @@ Modules: this one (the loop, the plugin hook, the public names), :mod:`~harness_
 Under ``accelerate launch`` the loop is data parallel (:mod:`harness_plugins.grpo_parallel`:
 rollouts split across processes by group, the same global decisions on every process, gradients
 summed through accelerate, metrics reduced; full weights on every process, or FSDP shards with
-vLLM colocate generation). Checkpoints, ``--resume``,
+generation on a full-weight copy: vLLM colocate or the hf backend). Checkpoints, ``--resume``,
 trackers, the progress bar and Ctrl-C: :mod:`harness_plugins.train_ops`.
 """
 
@@ -167,11 +167,11 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
     )
     world = accelerator.num_processes
     sharded = world > 1 and accelerator.distributed_type.value == "FSDP"
-    if (world > 1 and accelerator.distributed_type.value == "DEEPSPEED") or (sharded and not config.use_vllm):
+    if world > 1 and accelerator.distributed_type.value == "DEEPSPEED":
         raise UserError(
-            f"curiosity_grpo: {accelerator.distributed_type.value} with "
-            f"{'vLLM' if config.use_vllm else 'hf'} generation is not supported; supported: the "
-            "multi_gpu config (hf or vLLM generation), or FSDP with use_vllm: true, vllm_mode: colocate"
+            "curiosity_grpo: DeepSpeed is not supported; supported: the multi_gpu config (full "
+            "weights on every process) or an FSDP2 config (sharded weights), each with hf or vLLM "
+            "colocate generation"
         )
     wrapped = (
         getattr(accelerator.state.fsdp_plugin, "transformer_cls_names_to_wrap", None) if sharded else None
@@ -223,7 +223,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
         optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     ops = TrainOps(ops_config, accelerator)
     first = ops.start(model, config.max_steps, asdict(config))
-    engine = generator(config, policy, policy.device, config.seed)
+    engine = generator(config, policy, policy.device, config.seed, sharded)
     recorder = Recorder(
         engine.policy,
         config.temperature_first,

@@ -3,6 +3,10 @@
 Three choices, with TRL's GRPO config names (``use_vllm``, ``vllm_mode``, ``vllm_server_*``):
 
 * ``use_vllm: false`` (default): the hf eval backend on the model being trained; nothing to sync.
+  Under FSDP (sharded weights) every forward of the trained model is a collective, and processes
+  decode different numbers of tokens, so generation instead runs on a full-weight copy of the
+  model per process (:func:`hf_copy`: a second hf backend, refreshed from the gathered weights
+  like a colocated vLLM engine; one more copy of the weights in memory, no optimiser state).
 * ``vllm_mode: colocate``: the harness's vllm backend (:class:`~harness.backends.vllm_engine.VLLMPolicy`,
   the engine ``harness eval --model vllm:...`` uses, same prompts and pixels) in this process,
   sharing the GPU (``vllm_gpu_memory_utilization``, 0.3 as in TRL) and started, as TRL's colocate
@@ -204,9 +208,33 @@ def server(config: GRPOTrainConfig, device: Any) -> Generator:
     return Generator(policy, push, closers=[policy.close, client.close_communicator])
 
 
-def generator(config: GRPOTrainConfig, hf_policy: Policy, device: Any, seed: int) -> Generator:
-    """The rollout policy the config asks for (``hf_policy`` is the trained model's own backend)."""
+def hf_copy(config: GRPOTrainConfig, device: str) -> Generator:
+    """A full-weight hf backend beside a sharded (FSDP) trained model, for generation only."""
+    import torch
+
+    from harness.backends.hf import HFOptions, HFPolicy
+
+    policy = HFPolicy(config.model, HFOptions(device=device, dtype=config.dtype))
+    target = dict(policy.model.named_parameters())
+    for param in target.values():
+        param.requires_grad_(False)
+
+    def push(params: Iterator[tuple[str, Any]], metadata: list[tuple[str, str, list[int]]]) -> None:
+        with torch.no_grad():
+            for name, tensor in params:
+                if name not in target:
+                    raise RuntimeError(f"curiosity_grpo: the generation copy has no parameter {name!r}")
+                target[name].copy_(tensor)
+
+    return Generator(policy, push)
+
+
+def generator(
+    config: GRPOTrainConfig, hf_policy: Policy, device: Any, seed: int, sharded: bool = False
+) -> Generator:
+    """The rollout policy the config asks for (``hf_policy`` is the trained model's own backend;
+    ``sharded``: its weights are FSDP shards, so hf generation needs a full copy)."""
     if not config.use_vllm:
-        return Generator(hf_policy)
+        return hf_copy(config, str(device)) if sharded else Generator(hf_policy)
     preflight(config)  # a known vllm_mode, vLLM importable
     return colocate(config, seed) if config.vllm_mode == "colocate" else server(config, device)

@@ -104,11 +104,12 @@ def record_old_logps(
     todo = [r for r in rolls if r.old_logp is None and r.local]
     with torch.no_grad():
         groups = _groups(processor, todo, forward_batch_size, by_length)
+        # FSDP: agree on the number of passes before any (each forward is a collective)
+        for _ in range(pad_count(accelerator, len(groups))):
+            padding_loss(model, processor, [r for r in rolls if r.local])
         for group in groups:
             for i, logp in zip(group, batch_logps(model, processor, [todo[i] for i in group]), strict=True):
                 todo[i].old_logp = logp.detach()
-        for _ in range(pad_count(accelerator, len(groups))):
-            padding_loss(model, processor, [r for r in rolls if r.local])
 
 
 def engine_logp(processor: Any, roll: Rollout) -> Any:

@@ -25,10 +25,10 @@ deterministic bookkeeping:
   (:func:`pad_count`: the largest over processes) and a process with fewer runs zero-weight
   padding passes (a real sequence, loss times 0). FSDP's reduce-scatter averages the gradients
   over processes, so :func:`sum_gradients` only multiplies the shards by the world size.
-  Generation must not go through the sharded module (hf generation decodes a different number
-  of tokens per process): FSDP needs vLLM colocate generation, whose engine gets the full
-  weights gathered parameter by parameter (``DTensor.full_tensor``). DeepSpeed is refused in
-  one line.
+  Generation must not go through the sharded module (processes decode different numbers of
+  tokens): it runs on a full-weight copy per process, a vLLM colocate engine or a second hf
+  backend, which gets the weights gathered parameter by parameter (``DTensor.full_tensor``)
+  before each collection. DeepSpeed is refused in one line.
 * Metrics (loss, clipped tokens, largest ratio deviation, token counts) are reduced across
   processes.
 """

@@ -6,7 +6,7 @@ plugin makes the CPU state FSDP after ``Accelerator()``; the rest (``accelerator
 FSDP2 ``fully_shard``, gradient clipping, ``get_state_dict``, ``save_state``) is accelerate's own. The run completes, every
 process's engine receives the full weights, and the train log and the trained parameters equal
 the single-process run's with the same rollouts (which test_grpo_distributed.py shows equal to
-the data-parallel run's). FSDP with hf generation is refused in one line."""
+the data-parallel run's); with hf generation (on a full-weight copy per process) too."""
 
 from __future__ import annotations
 
@@ -269,24 +269,51 @@ def test_fsdp_with_vllm_colocate_equals_one_process(
     assert max(float((wc[k] - wb[k]).abs().max()) for k in wb) < 1e-6
 
 
-@pytest.mark.parametrize(
-    ("use_vllm", "wrap", "message"),
-    [
-        (
-            "false",
-            "Qwen2_5_VLDecoderLayer",
-            "FSDP with hf generation is not supported; supported: the "
-            "multi_gpu config (hf or vLLM generation), or FSDP with use_vllm: true, vllm_mode: colocate",
-        ),
-        ("true", "Qwen2_5_VLDecoderLayer,Qwen2_5_VLVisionBlock", "FSDP must not wrap vision blocks"),
-    ],
-)
-def test_unsupported_fsdp_runs_are_refused_in_one_line(
-    tmp_path: Path, tiny_model: Path, need_accelerate: None, use_vllm: str, wrap: str, message: str
+def test_fsdp_with_hf_generation_equals_one_process(
+    tmp_path: Path, tiny_model: Path, need_accelerate: None
+) -> None:
+    """hf generation under FSDP runs on a full-weight copy per process (the sharded module would
+    deadlock on different decode lengths): the same rollouts, log and weights as one process."""
+    from safetensors.torch import load_file
+
+    site = _site(tmp_path)
+    env = _env(site, tmp_path / "engine")
+    hf = [a.replace("use_vllm=true", "use_vllm=false") for a in _args(tiny_model, tmp_path / "one")]
+    proc = subprocess.run(
+        [sys.executable, *hf], capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hf = [a.replace("use_vllm=true", "use_vllm=false") for a in _args(tiny_model, tmp_path / "two")]
+    proc = _launch(_config(tmp_path), hf, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert json.loads((tmp_path / "two" / "harness_train.json").read_text())["num_processes"] == 2
+
+    def log(path: Path) -> list[dict[str, object]]:
+        return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
+
+    a, b = log(tmp_path / "one"), log(tmp_path / "two")
+    exact = ["step", "rollouts", "reward", "accuracy", "groups", "groups_dropped", "rollouts_trained", "lr"]
+    assert [[e[k] for k in exact] for e in a] == [[e[k] for k in exact] for e in b]  # the same rollouts
+    assert all(e["generation"] == "hf" for e in b) and any(e["loss"] != 0.0 for e in a)
+    assert [e["loss"] for e in b] == pytest.approx([e["loss"] for e in a], rel=1e-4, abs=1e-7)
+    wa = load_file(str(tmp_path / "one" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+
+
+def test_fsdp_wrapping_vision_blocks_is_refused_in_one_line(
+    tmp_path: Path, tiny_model: Path, need_accelerate: None
 ) -> None:
     site = _site(tmp_path)
-    args = [a.replace("use_vllm=true", f"use_vllm={use_vllm}") for a in _args(tiny_model, tmp_path / "out")]
-    proc = _launch(_config(tmp_path, wrap), args, _env(site, tmp_path / "engine"), tmp_path)
+    wrap = "Qwen2_5_VLDecoderLayer,Qwen2_5_VLVisionBlock"
+    proc = _launch(
+        _config(tmp_path, wrap),
+        _args(tiny_model, tmp_path / "out"),
+        _env(site, tmp_path / "engine"),
+        tmp_path,
+    )
     assert proc.returncode != 0
+    message = "FSDP must not wrap vision blocks"
     assert f"harness train: error: curiosity_grpo: {message}" in proc.stderr  # then the launcher's traceback
     assert "curiosity_grpo.py" not in proc.stderr  # no traceback from the trainer
