@@ -79,16 +79,16 @@ class Checkpoints:
         full = accelerator.get_state_dict(model) if accelerator._models else None
         accelerator.wait_for_everyone()  # every process's RNG file is in before the rename
         if accelerator.is_main_process:
-            if full is not None:
-                accelerator.unwrap_model(model).save_pretrained(str(tmp), state_dict=full)
+            unwrapped = accelerator.unwrap_model(model)
+            if full is not None:  # weights, config and generation config
+                unwrapped.save_pretrained(str(tmp), state_dict=full)
             else:  # not prepared (one process, or data-parallel with full weights everywhere)
                 from safetensors.torch import save_model
 
                 save_model(model, str(tmp / "model.safetensors"))
-            accelerator.unwrap_model(model).config.save_pretrained(str(tmp))
-            generation = getattr(accelerator.unwrap_model(model), "generation_config", None)
-            if generation is not None:
-                generation.save_pretrained(str(tmp))
+                unwrapped.config.save_pretrained(str(tmp))
+                if getattr(unwrapped, "generation_config", None) is not None:
+                    unwrapped.generation_config.save_pretrained(str(tmp))
             processor.save_pretrained(str(tmp))
             (tmp / "train_log.jsonl").write_text("".join(log), encoding="utf-8")
             state = {"next_step": step, "num_processes": accelerator.num_processes}

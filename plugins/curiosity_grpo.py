@@ -251,7 +251,7 @@ def train(config: GRPOTrainConfig, harness: Harness) -> Path:
                 rollout_config, seed=config.seed * 1_000_003 + step * config.num_generations
             )
             mine = shard(batch, accelerator.process_index, world)  # whole groups per process
-            rolls = collect_items(mine, recorder, harness.tools, run, config.num_generations, config.use_vllm)
+            rolls = collect_items(mine, recorder, harness.tools, run, config.num_generations)
             if world > 1:
                 rolls = share(rolls, batch, config.num_generations, accelerator)
             with ops.critical():  # Ctrl-C waits for the step's updates and log

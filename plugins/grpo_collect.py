@@ -149,10 +149,9 @@ def collect(
     tools: Sequence[ToolSpec],
     config: RolloutConfig,
     generations: int,
-    concurrent: bool = False,
 ) -> list[Rollout]:
     """``generations`` rollouts of every sample of one task (see :func:`collect_items`)."""
-    return collect_items([(spec, s) for s in samples], policy, tools, config, generations, concurrent)
+    return collect_items([(spec, s) for s in samples], policy, tools, config, generations)
 
 
 def collect_items(
@@ -161,7 +160,6 @@ def collect_items(
     tools: Sequence[ToolSpec],
     config: RolloutConfig,
     generations: int,
-    concurrent: bool = False,
 ) -> list[Rollout]:
     """``generations`` rollouts of every (task, sample) (run seeds ``config.seed + k``), each with
     its final conversation; group id = the sample key; in the order (generation, item).
@@ -169,12 +167,10 @@ def collect_items(
     All ``generations x len(items)`` episodes ride the rollout engine at once
     (:func:`harness.loop.rollout.run_jobs`, the engine eval uses): each advances on its own and the
     policy gets whatever requests are ready (``submit``, or batches through the engine's
-    batcher). Every request keeps its own seed, so the rollouts do not depend on the scheduling;
-    ``concurrent`` is accepted for compatibility and changes nothing.
+    batcher). Every request keeps its own seed, so the rollouts do not depend on the scheduling.
     """
     from harness.loop.rollout import Job, run_jobs, sample_seed
 
-    del concurrent
     jobs = [
         Job(spec, s, sample_seed(config.seed + k, s.key)) for k in range(generations) for spec, s in items
     ]

@@ -155,7 +155,3 @@ def sum_gradients(params: Sequence[Any], accelerator: Any) -> None:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
-
-
-def unwrap(model: Any, accelerator: Any) -> Any:
-    return accelerator.unwrap_model(model) if accelerator is not None else model

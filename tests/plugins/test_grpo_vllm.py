@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from train_support import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, free_port, needs_train
 
 import harness_plugins.curiosity_grpo as grpo
 import harness_plugins.grpo_generation as generation
@@ -101,21 +101,13 @@ def snapshots(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return taken
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def colocate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Colocate sets torch.distributed's variables as TRL does; keep them out of other tests."""
     for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MASTER_ADDR", "localhost")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
 
 
 @pytest.fixture
@@ -230,7 +222,7 @@ def test_concurrent_generations_give_the_sequential_rollouts(harness_instance: H
     tools = harness_instance.tools
     one_by_one = collect(spec, samples, Recorder(CountingPolicy()), tools, config, 6)
     inner = CountingPolicy()
-    together = collect(spec, samples, Recorder(generation.Batched(inner, 18)), tools, config, 6, True)
+    together = collect(spec, samples, Recorder(generation.Batched(inner, 18)), tools, config, 6)
     assert [(r.group, r.trajectory, r.messages) for r in together] == [
         (r.group, r.trajectory, r.messages) for r in one_by_one
     ]
