@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from train_support import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, free_port, needs_train
 
 from harness.cli import main
 from harness.trainer import accelerate_configs
@@ -59,13 +58,6 @@ def test_shipped_config_parses_with_accelerate(name: str) -> None:
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @needs_train
 @pytest.mark.slow
 def test_two_process_cpu_sft_writes_one_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
@@ -74,7 +66,7 @@ def test_two_process_cpu_sft_writes_one_checkpoint(tmp_path: Path, tiny_model: P
         pytest.skip("needs accelerate")
     ckpt = tmp_path / "ckpt"
     launch = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(free_port())]
     sets = [f"model={tiny_model}", f"output_dir={ckpt}", f"limits={SMALL_LIMITS}", "learning_rate=1e-2"]
     sets += ["n_samples=4", "max_steps=2"]
     harness_args = [

@@ -7,23 +7,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from test_train_ops import _install_parity_scoring
-from train_support import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, free_port, needs_train, train_log
 
 pytestmark = [needs_train, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_two_process_grpo_equals_one_process(tmp_path: Path, tiny_model: Path) -> None:
@@ -70,7 +62,7 @@ def test_two_process_grpo_equals_one_process(tmp_path: Path, tiny_model: Path) -
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = tmp_path / "two"
     launch = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(free_port())]
     command = [
         sys.executable,
         "-m",
@@ -84,10 +76,7 @@ def test_two_process_grpo_equals_one_process(tmp_path: Path, tiny_model: Path) -
     assert json.loads((two / "harness_train.json").read_text())["num_processes"] == 2
     assert (two / "checkpoints" / "step-1" / "random_states_1.pkl").is_file()  # both processes' RNG
 
-    def log(path: Path) -> list[dict[str, object]]:
-        return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-    a, b = log(one), log(two)
+    a, b = train_log(one), train_log(two)
     exact = ["step", "rollouts", "reward", "accuracy", "groups", "groups_dropped", "ops_per_rollout", "lr"]
     assert [[e[k] for k in exact] for e in a] == [[e[k] for k in exact] for e in b]  # the same rollouts
     assert any(e["loss"] != 0.0 for e in a)

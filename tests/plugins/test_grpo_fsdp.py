@@ -14,14 +14,14 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
-from train_support import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, free_port, needs_train, train_log
 
 pytestmark = [needs_train, pytest.mark.slow]
 
@@ -125,13 +125,6 @@ debug: false
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _site(root: Path) -> Path:
     site = root / "site"
     site.mkdir(parents=True, exist_ok=True)
@@ -165,9 +158,22 @@ def _args(tiny_model: Path, out: Path, *extra: str) -> list[str]:
 def _launch(
     config: Path, args: list[str], env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    launch = ["--config_file", str(config), "--main_process_port", str(_free_port())]
+    launch = ["--config_file", str(config), "--main_process_port", str(free_port())]
     command = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", *launch, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+
+
+def _run_one(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The same training in one process (the reference)."""
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=400, cwd=cwd, env=env
+    )
+
+
+def _same_rollouts(log: list[dict[str, Any]]) -> list[list[Any]]:
+    """What must be equal between runs that drew the same rollouts."""
+    keys = ["step", "rollouts", "reward", "accuracy", "groups", "groups_dropped", "rollouts_trained", "lr"]
+    return [[entry[k] for k in keys] for entry in log]
 
 
 def _config(tmp_path: Path, wrap: str = "Qwen2_5_VLDecoderLayer") -> Path:
@@ -191,31 +197,20 @@ def test_fsdp_with_vllm_colocate_equals_one_process(
     site = _site(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     env_one, env_two = _env(site, tmp_path / "engine-one"), _env(site, tmp_path / "engine-two")
-    proc = subprocess.run(
-        [sys.executable, *_args(tiny_model, one)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=tmp_path,
-        env=env_one,
-    )
+    proc = _run_one(_args(tiny_model, one), env_one, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = _launch(_config(tmp_path), _args(tiny_model, two), env_two, tmp_path)
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert json.loads((two / "harness_train.json").read_text())["num_processes"] == 2
     assert (two / "checkpoints" / "step-1").is_dir()
 
-    def log(path: Path) -> list[dict[str, object]]:
-        return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-    a, b = log(one), log(two)
-    exact = ["step", "rollouts", "reward", "accuracy", "groups", "groups_dropped", "rollouts_trained", "lr"]
-    assert [[e[k] for k in exact] for e in a] == [[e[k] for k in exact] for e in b]  # the same rollouts
+    a, b = train_log(one), train_log(two)
+    assert _same_rollouts(a) == _same_rollouts(b)
     assert all(e["generation"] == "vllm:colocate" for e in b)
     assert any(e["loss"] != 0.0 for e in a)
     for x, y in zip(a, b, strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-4, abs=1e-7)
-        for u, v in zip(x["updates"], y["updates"], strict=True):  # type: ignore[call-overload]
+        for u, v in zip(x["updates"], y["updates"], strict=True):
             assert u.get("grad_norm", 0.0) == pytest.approx(v.get("grad_norm", 0.0), rel=1e-4, abs=1e-7)
 
     # every process's engine got the full weights of the same policy as the one-process engine
@@ -262,8 +257,8 @@ def test_fsdp_with_vllm_colocate_equals_one_process(
     proc = _launch(_config(tmp_path), [*_args(tiny_model, three), "--resume"], env_three, tmp_path)
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert "resuming from" in proc.stderr and "at step 1" in proc.stderr
-    c = log(three)
-    assert [[e[k] for k in exact] for e in c] == [[e[k] for k in exact] for e in b]
+    c = train_log(three)
+    assert _same_rollouts(c) == _same_rollouts(b)
     assert [e["loss"] for e in c] == pytest.approx([e["loss"] for e in b], rel=1e-6, abs=1e-9)
     wc = load_file(str(three / "model.safetensors"))
     assert max(float((wc[k] - wb[k]).abs().max()) for k in wb) < 1e-6
@@ -279,21 +274,15 @@ def test_fsdp_with_hf_generation_equals_one_process(
     site = _site(tmp_path)
     env = _env(site, tmp_path / "engine")
     hf = [a.replace("use_vllm=true", "use_vllm=false") for a in _args(tiny_model, tmp_path / "one")]
-    proc = subprocess.run(
-        [sys.executable, *hf], capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env
-    )
+    proc = _run_one(hf, env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     hf = [a.replace("use_vllm=true", "use_vllm=false") for a in _args(tiny_model, tmp_path / "two")]
     proc = _launch(_config(tmp_path), hf, env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert json.loads((tmp_path / "two" / "harness_train.json").read_text())["num_processes"] == 2
 
-    def log(path: Path) -> list[dict[str, object]]:
-        return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-    a, b = log(tmp_path / "one"), log(tmp_path / "two")
-    exact = ["step", "rollouts", "reward", "accuracy", "groups", "groups_dropped", "rollouts_trained", "lr"]
-    assert [[e[k] for k in exact] for e in a] == [[e[k] for k in exact] for e in b]  # the same rollouts
+    a, b = train_log(tmp_path / "one"), train_log(tmp_path / "two")
+    assert _same_rollouts(a) == _same_rollouts(b)
     assert all(e["generation"] == "hf" for e in b) and any(e["loss"] != 0.0 for e in a)
     assert [e["loss"] for e in b] == pytest.approx([e["loss"] for e in a], rel=1e-4, abs=1e-7)
     wa = load_file(str(tmp_path / "one" / "model.safetensors"))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from train_support import SMALL_LIMITS, needs_train
+from train_support import SMALL_LIMITS, needs_train, train_log
 
 from harness.cli import main
 
@@ -78,10 +78,6 @@ def _weights(path: Path) -> dict[str, Any]:
     return load_file(str(path / "model.safetensors"))
 
 
-def _log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("site")
@@ -100,7 +96,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(
     proc = _run(_argv(tiny_model, full, "max_steps=4"), env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "curiosity_grpo: 100%" in proc.stderr and "4/4" in proc.stderr  # the progress bar
-    log = _log(full)
+    log = train_log(full)
     assert [e["step"] for e in log] == [0, 1, 2, 3]
     assert any(e["loss"] != 0.0 for e in log)  # the parity scores give groups variance: real updates
     # keep-last-2 of the checkpoints after steps 1, 2, 3 (none after the last: the final save)
@@ -149,7 +145,7 @@ def test_all_groups_dropped_warns_and_can_stop(
     assert lines[-1].startswith("harness train: error: curiosity_grpo: step 0: every group was dropped")
     assert "stopped (stop_on_no_update)" in lines[-1]
     assert (stop / "checkpoints" / "step-1" / "harness_state.json").is_file()
-    assert len(_log(stop)) == 1
+    assert len(train_log(stop)) == 1
 
 
 def test_resume_without_checkpoint_and_unknown_tracker_are_one_line_errors(
@@ -199,7 +195,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     assert "--resume" in err and "finished samples" not in err  # not eval's hint
     ckpt = out / "checkpoints" / "step-1"
     assert json.loads((ckpt / "harness_state.json").read_text())["next_step"] == 1
-    assert len(_log(out)) == 1 and (ckpt / "config.json").is_file()
+    assert len(train_log(out)) == 1 and (ckpt / "config.json").is_file()
     assert json.loads((out / "harness_train.json").read_text())["finished"] is False
     assert (
         main(
@@ -263,8 +259,8 @@ def test_sft_ctrl_c_then_resume_equals_the_uninterrupted_run(
     assert main([*argv(cut), "--resume"]) == 0
     a, b = _weights(full), _weights(cut)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    steps = [e["step"] for e in _log(cut) if "loss" in e]
-    assert steps == [e["step"] for e in _log(full) if "loss" in e] == [1, 2, 3, 4, 5]
+    steps = [e["step"] for e in train_log(cut) if "loss" in e]
+    assert steps == [e["step"] for e in train_log(full) if "loss" in e] == [1, 2, 3, 4, 5]
 
 
 def test_in_training_eval_folders_read_by_leaderboard(
@@ -277,7 +273,7 @@ def test_in_training_eval_folders_read_by_leaderboard(
     sets += ["max_steps=2", "prompts_per_step=1", "num_generations=2", "report_to=none", "progress=false"]
     sets += ["eval_every=1", "eval_limit=2", f"eval_limits={SMALL_LIMITS}"]
     assert main(["train", "--plugin", "curiosity_grpo", *[x for s in sets for x in ("--set", s)]]) == 0
-    log = _log(out)
+    log = train_log(out)
     assert [e["eval/vstar/accuracy"] for e in log] == [0.0, 0.0]  # the tiny random model
     assert all("eval/vstar/rapr" in e for e in log)
     for step in (1, 2):
@@ -308,6 +304,6 @@ def test_sft_in_training_eval(tmp_path: Path, tiny_model: Path) -> None:
     ]
     sets += [f"eval_limits={SMALL_LIMITS}"]
     assert main(["train", "--plugin", "trl_sft", *[x for s in sets for x in ("--set", s)]]) == 0
-    evals = [e for e in _log(out) if "eval/vstar/accuracy" in e]
+    evals = [e for e in train_log(out) if "eval/vstar/accuracy" in e]
     assert [e["step"] for e in evals] == [2]
     assert json.loads((out / "evals" / "step-2" / "results.json").read_text())["results"]["vstar"]["n"] == 1
